@@ -1,0 +1,331 @@
+"""HttpRules → validated, compiled bindings: every rule of http-transcoding.md §1 checked here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from google.api import annotations_pb2, http_pb2
+from google.protobuf.descriptor_pb2 import (
+    FieldDescriptorProto,
+    FileDescriptorProto,
+    MethodDescriptorProto,
+    ServiceDescriptorProto,
+)
+
+from protoc_gen_restmon.httprule import (
+    CompiledTemplate,
+    DeepWildcard,
+    Literal,
+    TemplateSyntaxError,
+    Wildcard,
+    compile_template,
+    parse_template,
+    shape,
+)
+from protoc_gen_restmon.plugin.descriptors import (
+    FILE_SERVICE,
+    SCALAR_WRAPPERS,
+    SERVICE_METHOD,
+    DescriptorIndex,
+    MessageInfo,
+    json_name,
+)
+from protoc_gen_restmon.plugin.errors import GenerationError, Where
+from protoc_gen_restmon.plugin.http_config import HttpConfig
+from protoc_gen_restmon.runtime.specs import (
+    Binding,
+    Cardinality,
+    FieldPath,
+    PathVariable,
+    Segment,
+    SegmentKind,
+)
+
+_METHOD_OPTIONS = 4  # MethodDescriptorProto.options
+_PATTERNS = ("get", "put", "post", "delete", "patch")
+BODY_ALL = FieldPath(("*",), ("*",))
+
+
+@dataclass(frozen=True, slots=True)
+class MethodSite:
+    """An RPC method and where it is declared."""
+
+    file: FileDescriptorProto
+    service: ServiceDescriptorProto
+    method: MethodDescriptorProto
+    where: Where
+
+    @property
+    def service_name(self) -> str:
+        return (
+            f"{self.file.package}.{self.service.name}" if self.file.package else self.service.name
+        )
+
+    @property
+    def cardinality(self) -> Cardinality:
+        client, server = self.method.client_streaming, self.method.server_streaming
+        return Cardinality(f"{'stream' if client else 'unary'}_{'stream' if server else 'unary'}")
+
+
+@dataclass(frozen=True, slots=True)
+class SourcedRule:
+    """An HttpRule and where it was written (a proto annotation or the http_config YAML)."""
+
+    rule: http_pb2.HttpRule
+    where: Where
+    fully_decode_reserved_expansion: bool
+
+
+class Problems:
+    """Collects every problem of a run so that the user sees them all at once."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[Where, str]] = []
+        self.warnings: list[str] = []
+
+    def add(self, where: Where, why: str) -> None:
+        self.items.append((where, why))
+
+    def warn(self, where: Where, why: str) -> None:
+        self.warnings.append(f"{where}: warning: {why}")
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise GenerationError(self.items)
+
+
+def method_sites(index: DescriptorIndex, file: FileDescriptorProto) -> Iterator[MethodSite]:
+    for s, service in enumerate(file.service):
+        for m, method in enumerate(service.method):
+            path = (FILE_SERVICE, s, SERVICE_METHOD, m)
+            line = index.line(file.name, (*path, _METHOD_OPTIONS)) or index.line(file.name, path)
+            element = ".".join(filter(None, (file.package, service.name, method.name)))
+            yield MethodSite(file, service, method, Where(file.name, line, element))
+
+
+def collect_bindings(
+    index: DescriptorIndex,
+    sites: list[MethodSite],
+    config: HttpConfig,
+    *,
+    unbound_methods: bool,
+    pydantic: bool,
+    problems: Problems,
+    warn_duplicates: bool = False,
+) -> dict[str, tuple[Binding, ...]]:
+    """Every binding of every method, by service full name; problems go to `problems`."""
+    rules = _rules_by_method(sites, config, unbound_methods, problems)
+    compiler = _BindingCompiler(index, pydantic, problems)
+    result: dict[str, list[Binding]] = {site.service_name: [] for site in sites}
+    placed: list[tuple[Binding, Where]] = []
+    for site in sites:
+        for sourced, http_method, template in _flatten(rules.get(site.where.element), problems):
+            binding = compiler.compile(site, sourced, http_method, template)
+            if binding is not None:
+                result[site.service_name].append(binding)
+                placed.append((binding, sourced.where))
+    _check_duplicates(placed, problems, warn_duplicates)
+    return {name: tuple(bindings) for name, bindings in result.items()}
+
+
+def _rules_by_method(
+    sites: list[MethodSite], config: HttpConfig, unbound: bool, problems: Problems
+) -> dict[str, SourcedRule]:
+    rules: dict[str, SourcedRule] = {}
+    for site in sites:
+        if site.method.options.HasExtension(annotations_pb2.http):
+            rule = site.method.options.Extensions[annotations_pb2.http]
+            rules[site.where.element] = SourcedRule(rule, site.where, False)
+    by_name = {site.where.element: site for site in sites}
+    for item in config.rules:
+        if item.selector not in by_name:
+            problems.add(item.where, f"selector {item.selector!r} matches no method of this run")
+        elif item.selector in rules:
+            problems.add(
+                item.where,
+                f"{item.selector} already has a google.api.http annotation at "
+                f"{rules[item.selector].where.file}:{rules[item.selector].where.line}; "
+                "give its rule in one place only",
+            )
+        else:
+            rules[item.selector] = SourcedRule(
+                item.rule, item.where, config.fully_decode_reserved_expansion
+            )
+    if unbound:
+        for site in sites:
+            rules.setdefault(site.where.element, _unbound_rule(site))
+    return rules
+
+
+def _unbound_rule(site: MethodSite) -> SourcedRule:
+    """http-transcoding.md §7: `POST /<package>.<Service>/<Method>` with `body: "*"`."""
+    rule = http_pb2.HttpRule(post=f"/{site.service_name}/{site.method.name}", body="*")
+    return SourcedRule(rule, site.where, False)
+
+
+def _flatten(
+    sourced: SourcedRule | None, problems: Problems
+) -> Iterator[tuple[SourcedRule, str, str]]:
+    """The rule and its additional_bindings, as (rule, HTTP method, template) triples."""
+    if sourced is None:
+        return
+    for depth, rule in ((0, sourced.rule), *((1, r) for r in sourced.rule.additional_bindings)):
+        if depth and rule.additional_bindings:
+            problems.add(sourced.where, "additional_bindings may not nest (one level only)")
+            continue
+        kind = rule.WhichOneof("pattern")
+        if kind is None:
+            problems.add(
+                sourced.where,
+                "an HttpRule needs a pattern: get, put, post, delete, patch or custom",
+            )
+            continue
+        if kind == "custom":
+            http_method, template = rule.custom.kind, rule.custom.path
+            if not http_method:
+                problems.add(sourced.where, f"custom pattern {template!r} has an empty kind")
+                continue
+        else:
+            http_method, template = kind.upper(), getattr(rule, kind)
+        yield (
+            SourcedRule(rule, sourced.where, sourced.fully_decode_reserved_expansion),
+            http_method,
+            template,
+        )
+
+
+class _BindingCompiler:
+    """Turns one (method, rule) pair into a Binding, or reports why it cannot."""
+
+    def __init__(self, index: DescriptorIndex, pydantic: bool, problems: Problems) -> None:
+        self.index = index
+        self.pydantic = pydantic
+        self.problems = problems
+
+    def compile(
+        self, site: MethodSite, sourced: SourcedRule, http_method: str, template: str
+    ) -> Binding | None:
+        where = sourced.where
+        try:
+            compiled = compile_template(parse_template(template))
+        except TemplateSyntaxError as err:
+            self.problems.add(
+                where, f"template {template!r}: {err.reason} at position {err.position}"
+            )
+            return None
+        request = self.index.message(site.method.input_type)
+        response = self.index.message(site.method.output_type)
+        known = len(self.problems.items)
+        variables = self._variables(compiled, request, template, where)
+        body = self._body(sourced.rule.body, request, where)
+        response_body = self._response_body(sourced.rule.response_body, response, where)
+        if len(self.problems.items) > known:
+            return None
+        package = site.file.package
+        return Binding(
+            service=site.service_name,
+            method=site.method.name,
+            http_method=http_method,
+            template=template,
+            segments=tuple(_segment(s) for s in compiled.segments),
+            variables=variables,
+            verb=compiled.verb,
+            body=body,
+            response_body=response_body,
+            request=self.index.message_ref(site.method.input_type, package, pydantic=self.pydantic),
+            response=self.index.message_ref(
+                site.method.output_type, package, pydantic=self.pydantic
+            ),
+            cardinality=site.cardinality,
+            fully_decode_reserved_expansion=sourced.fully_decode_reserved_expansion,
+        )
+
+    def _variables(
+        self, compiled: CompiledTemplate, request: MessageInfo, template: str, where: Where
+    ) -> tuple[PathVariable, ...]:
+        variables = []
+        for var in compiled.variables:
+            path, why = self._path_variable_field(request, var.field_path)
+            if path is None:
+                name = ".".join(var.field_path)
+                self.problems.add(where, f"template {template!r}: variable {name!r} {why}")
+            else:
+                variables.append(PathVariable(path, var.start, var.end, var.multi_segment))
+        return tuple(variables)
+
+    def _path_variable_field(
+        self, request: MessageInfo, names: tuple[str, ...]
+    ) -> tuple[FieldPath | None, str]:
+        """Resolve `a.b.c`: singular message fields, then a singular non-message leaf."""
+        message, json_names = request, []
+        for position, name in enumerate(names):
+            field = message.field(name)
+            if field is None:
+                return None, f"names no field {name!r} in {message.full_name}"
+            json_names.append(json_name(field))
+            if field.label == FieldDescriptorProto.LABEL_REPEATED:
+                kind = "a map" if self.index.is_map(field) else "repeated"
+                return None, f"resolves through {name!r}, which is {kind}"
+            is_message = field.type == FieldDescriptorProto.TYPE_MESSAGE
+            last = position == len(names) - 1
+            if last and is_message and field.type_name not in SCALAR_WRAPPERS:
+                return None, (
+                    f"must end at a scalar, enum or wrapper field, but {name!r} is "
+                    f"a {field.type_name.lstrip('.')}"
+                )
+            if not last:
+                if not is_message:
+                    return None, f"goes through {name!r}, which is not a message field"
+                message = self.index.message(field.type_name)
+        return FieldPath(names, tuple(json_names)), ""
+
+    def _body(self, body: str, request: MessageInfo, where: Where) -> FieldPath | None:
+        if body in ("", "*"):
+            return BODY_ALL if body else None
+        return self._top_level(body, request, "body", where)
+
+    def _response_body(self, name: str, response: MessageInfo, where: Where) -> FieldPath | None:
+        return self._top_level(name, response, "response_body", where) if name else None
+
+    def _top_level(
+        self, name: str, message: MessageInfo, what: str, where: Where
+    ) -> FieldPath | None:
+        field = message.field(name)
+        if field is None:
+            why = f"{what} {name!r} names no top-level field of {message.full_name}"
+            self.problems.add(where, why)
+            return None
+        return FieldPath((name,), (json_name(field),))
+
+
+def _segment(segment: Literal | Wildcard | DeepWildcard) -> Segment:
+    if isinstance(segment, Literal):
+        return Segment(SegmentKind.LITERAL, segment.value)
+    if isinstance(segment, Wildcard):
+        return Segment(SegmentKind.WILDCARD)
+    return Segment(SegmentKind.DEEP_WILDCARD)
+
+
+def _check_duplicates(placed: list[tuple[Binding, Where]], problems: Problems, warn: bool) -> None:
+    """http-transcoding.md §1: same HTTP method and same shape (variable names ignored).
+
+    An error by default. Real APIs have such pairs (googleapis' bigquery storage binds ReadRows
+    and SplitReadStream to one shape), so `duplicate_routes=warn` lets them through with a
+    warning; the gateway then refuses to serve both of a pair at once.
+    """
+    seen: dict[tuple[str, str], tuple[Binding, Where]] = {}
+    for binding, where in placed:
+        key = (binding.http_method, shape(parse_template(binding.template)))
+        first, first_where = seen.setdefault(key, (binding, where))
+        if first is binding:
+            continue
+        why = (
+            f"duplicate route {binding.http_method} {binding.template!r}: same HTTP method "
+            f"and shape as {first.http_method} {first.template!r} of "
+            f"{first.service}.{first.method} ({first_where})"
+        )
+        if warn:
+            problems.warn(where, why)
+        else:
+            problems.add(where, why + " (the option duplicate_routes=warn accepts it)")

@@ -1,0 +1,169 @@
+"""The plugin's one pass: request → (file name, content) pairs for all three outputs."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import PurePosixPath
+
+from google.protobuf.compiler.plugin_pb2 import CodeGeneratorRequest
+from google.protobuf.descriptor_pb2 import FileDescriptorProto
+
+from protoc_gen_restmon.plugin.bindings import MethodSite, Problems, collect_bindings, method_sites
+from protoc_gen_restmon.plugin.descriptors import DescriptorIndex
+from protoc_gen_restmon.plugin.errors import Where
+from protoc_gen_restmon.plugin.http_config import HttpConfig, load_http_config
+from protoc_gen_restmon.plugin.options import Options, parse_options
+from protoc_gen_restmon.plugin.render import render_monitor, render_routes
+from protoc_gen_restmon.plugin.views import (
+    MONITOR_MODULE,
+    ROUTES_MODULE,
+    monitor_view,
+    routes_view,
+)
+from protoc_gen_restmon.runtime.specs import Binding, MethodSpec, ServiceSpec
+
+
+def generate(request: CodeGeneratorRequest, raw_request: bytes) -> list[tuple[str, str]]:
+    """Every output file, or a GenerationError that lists every problem in the input."""
+    options = parse_options(request.parameter)
+    config = load_http_config(options.http_config) if options.http_config else HttpConfig()
+    index = DescriptorIndex.build(request.proto_file)
+    packages = packages_to_generate(request)
+    problems = Problems()
+    _check_module_names(request, packages, problems)
+    sites = [site for files in packages.values() for f in files for site in method_sites(index, f)]
+    bindings = collect_bindings(
+        index,
+        sites,
+        config,
+        unbound_methods=options.generate_unbound_methods,
+        pydantic=options.pydantic,
+        problems=problems,
+        warn_duplicates=options.duplicate_routes == "warn",
+    )
+    for warning in problems.warnings:
+        print(warning, file=sys.stderr)
+    problems.raise_if_any()
+    out: list[tuple[str, str]] = []
+    if "dataclasses" in options.outputs:
+        # Imported here: betterproto's compiler is costly to import and not always needed.
+        from protoc_gen_restmon.plugin.dataclasses import generate_dataclasses
+
+        out.extend(generate_dataclasses(raw_request, options.betterproto_parameter))
+    for package, files in packages.items():
+        out.extend(_package_modules(request, index, options, package, files, sites, bindings))
+    return out
+
+
+def packages_to_generate(request: CodeGeneratorRequest) -> dict[str, list[FileDescriptorProto]]:
+    """Packages with a file to generate, each with all its files in the request (request order).
+
+    betterproto writes a package's module from every file of that package in the request, so the
+    route and monitor modules cover the same files.
+    """
+    wanted = {f.package for f in request.proto_file if f.name in set(request.file_to_generate)}
+    packages: dict[str, list[FileDescriptorProto]] = {}
+    for file in request.proto_file:
+        if file.package in wanted:
+            packages.setdefault(file.package, []).append(file)
+    return dict(sorted(packages.items()))
+
+
+def module_path(package: str, module: str) -> str:
+    return str(PurePosixPath(*package.split("."), f"{module}.py")) if package else f"{module}.py"
+
+
+def _package_modules(
+    request: CodeGeneratorRequest,
+    index: DescriptorIndex,
+    options: Options,
+    package: str,
+    files: list[FileDescriptorProto],
+    sites: list[MethodSite],
+    bindings: dict[str, tuple[Binding, ...]],
+) -> Iterator[tuple[str, str]]:
+    own = [site for site in sites if site.file.package == package]
+    if "routes" in options.outputs:
+        package_bindings = tuple(b for s in _service_names(own) for b in bindings[s])
+        view = routes_view(package, files, package_bindings)
+        yield module_path(package, ROUTES_MODULE), render_routes(view)
+    if "monitor" in options.outputs:
+        services = _services(index, own, bindings, options.pydantic)
+        embedded = _with_dependencies(request, files)
+        yield (
+            module_path(package, MONITOR_MODULE),
+            render_monitor(monitor_view(package, files, services, embedded)),
+        )
+
+
+def _service_names(sites: list[MethodSite]) -> list[str]:
+    return list(dict.fromkeys(site.service_name for site in sites))
+
+
+def _services(
+    index: DescriptorIndex,
+    sites: list[MethodSite],
+    bindings: dict[str, tuple[Binding, ...]],
+    pydantic: bool,
+) -> tuple[ServiceSpec, ...]:
+    specs = []
+    for name in _service_names(sites):
+        methods = tuple(
+            _method_spec(index, site, bindings[name], pydantic)
+            for site in sites
+            if site.service_name == name
+        )
+        file = next(site.file.name for site in sites if site.service_name == name)
+        specs.append(ServiceSpec(name=name, file=file, methods=methods))
+    return tuple(specs)
+
+
+def _method_spec(
+    index: DescriptorIndex, site: MethodSite, bindings: tuple[Binding, ...], pydantic: bool
+) -> MethodSpec:
+    package = site.file.package
+    return MethodSpec(
+        name=site.method.name,
+        grpc_path=f"/{site.service_name}/{site.method.name}",
+        cardinality=site.cardinality,
+        request=index.message_ref(site.method.input_type, package, pydantic=pydantic),
+        response=index.message_ref(site.method.output_type, package, pydantic=pydantic),
+        bindings=tuple(str(b) for b in bindings if b.method == site.method.name),
+    )
+
+
+def _with_dependencies(
+    request: CodeGeneratorRequest, files: list[FileDescriptorProto]
+) -> list[FileDescriptorProto]:
+    """`files` and everything they import, in the request's (topological) order."""
+    by_name = {f.name: f for f in request.proto_file}
+    needed: set[str] = set()
+    stack = [f.name for f in files]
+    while stack:
+        name = stack.pop()
+        if name not in needed:
+            needed.add(name)
+            stack.extend(by_name[name].dependency)
+    return [f for f in request.proto_file if f.name in needed]
+
+
+def _check_module_names(
+    request: CodeGeneratorRequest,
+    packages: dict[str, list[FileDescriptorProto]],
+    problems: Problems,
+) -> None:
+    """Our modules sit beside betterproto's; a proto package of the same name would clash."""
+    ours = {
+        ".".join(filter(None, (package, module)))
+        for package in packages
+        for module in (ROUTES_MODULE, MONITOR_MODULE)
+    }
+    for file in request.proto_file:
+        for clash in ours:
+            if file.package == clash or file.package.startswith(clash + "."):
+                problems.add(
+                    Where(file.name, None, file.package),
+                    f"package {file.package!r} would be written where protoc-gen-restmon "
+                    f"writes its module {clash!r}; rename the package",
+                )

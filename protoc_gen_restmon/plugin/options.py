@@ -1,0 +1,98 @@
+"""The plugin's options (`--restmon_opt=k=v,…`), parsed and checked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from protoc_gen_restmon.plugin.errors import GenerationError, Where
+
+OUTPUTS = ("dataclasses", "routes", "monitor")
+
+# betterproto's own options, passed through to its compiler unchanged.
+BETTERPROTO_FLAGS = ("pydantic_dataclasses", "INCLUDE_GOOGLE")
+BETTERPROTO_TYPING = ("typing.direct", "typing.root", "typing.310")
+
+_BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """What to write and how. Built only by `parse_options`, so every value is checked."""
+
+    outputs: frozenset[str] = frozenset(OUTPUTS)
+    betterproto: tuple[str, ...] = ()  # pass-through flags, in the order given
+    generate_unbound_methods: bool = False
+    http_config: str | None = None  # a gRPC API Configuration YAML file with `http: rules:`
+    # Same route in two different services: an error, or (for services served apart) a warning.
+    duplicate_routes: str = "error"
+
+    @property
+    def betterproto_parameter(self) -> str:
+        return ",".join(self.betterproto)
+
+    @property
+    def pydantic(self) -> bool:
+        return "pydantic_dataclasses" in self.betterproto
+
+
+def parse_options(parameter: str) -> Options:
+    """Parse `CodeGeneratorRequest.parameter`.
+
+    >>> parse_options("outputs=routes+monitor,typing.310").outputs == {"routes", "monitor"}
+    True
+    """
+    outputs: frozenset[str] = frozenset(OUTPUTS)
+    passthrough: list[str] = []
+    unbound = False
+    http_config: str | None = None
+    duplicates = "error"
+    for item in filter(None, (part.strip() for part in parameter.split(","))):
+        key, has_value, value = item.partition("=")
+        if not has_value and (key in BETTERPROTO_FLAGS or key in BETTERPROTO_TYPING):
+            passthrough.append(key)
+        elif key == "outputs" and has_value:
+            outputs = _parse_outputs(value)
+        elif key == "generate_unbound_methods":
+            unbound = _parse_bool(key, value) if has_value else True
+        elif key == "http_config" and has_value and value:
+            http_config = value
+        elif key == "duplicate_routes" and value in ("error", "warn"):
+            duplicates = value
+        else:
+            raise _option_error(f"unknown option {item!r}; known: {_known()}")
+    if sum(flag.startswith("typing.") for flag in passthrough) > 1:
+        raise _option_error("give at most one of " + ", ".join(BETTERPROTO_TYPING))
+    return Options(outputs, tuple(passthrough), unbound, http_config, duplicates)
+
+
+def _parse_outputs(value: str) -> frozenset[str]:
+    chosen = frozenset(filter(None, value.split("+")))
+    unknown = sorted(chosen - set(OUTPUTS))
+    if unknown or not chosen:
+        raise _option_error(
+            f"outputs={value!r}: choose one or more of {'+'.join(OUTPUTS)} joined by '+'"
+        )
+    return chosen
+
+
+def _parse_bool(key: str, value: str) -> bool:
+    try:
+        return _BOOLS[value.lower()]
+    except KeyError:
+        raise _option_error(f"{key}={value!r}: expected true or false") from None
+
+
+def _known() -> str:
+    names = [
+        "outputs=dataclasses+routes+monitor",
+        "generate_unbound_methods[=true|false]",
+        "http_config=FILE.yaml",
+        "duplicate_routes=error|warn",
+        *BETTERPROTO_FLAGS,
+        *BETTERPROTO_TYPING,
+    ]
+    return ", ".join(names)
+
+
+def _option_error(why: str) -> GenerationError:
+    return GenerationError.one(Where("--restmon_opt"), why)

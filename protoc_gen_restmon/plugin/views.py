@@ -1,0 +1,95 @@
+"""Views: everything a template prints, computed beforehand as strings, tuples and bools."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from google.protobuf.descriptor_pb2 import FileDescriptorProto
+
+from protoc_gen_restmon.plugin.pysource import chunked_string, to_source
+from protoc_gen_restmon.runtime.specs import Binding, ServiceSpec
+
+ROUTES_MODULE = "_restmon_routes"
+MONITOR_MODULE = "_restmon_monitor"
+
+
+@dataclass(frozen=True, slots=True)
+class RoutesView:
+    package_name: str  # "bookstore.v1"
+    package: str  # the same as a Python string literal
+    sources: str  # "a.proto, b.proto"
+    imports: tuple[str, ...]
+    bindings: str  # Python source of the BINDINGS tuple
+
+
+@dataclass(frozen=True, slots=True)
+class DescriptorView:
+    name: str  # a Python string literal
+    data: str  # base64 of the serialized FileDescriptorProto, as chunked string literals
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorView:
+    package_name: str
+    package: str
+    sources: str
+    imports: tuple[str, ...]
+    files: str  # Python source of the FILES tuple
+    services: str  # Python source of the SERVICES tuple
+    descriptors: tuple[DescriptorView, ...]
+
+
+def routes_view(
+    package: str, files: Sequence[FileDescriptorProto], bindings: tuple[Binding, ...]
+) -> RoutesView:
+    return RoutesView(
+        package_name=package,
+        package=to_source(package),
+        sources=", ".join(sorted(f.name for f in files)),
+        imports=_imports(bindings, always=("Binding",)),
+        bindings=to_source(bindings, prefix="BINDINGS: tuple[Binding, ...] = "),
+    )
+
+
+def monitor_view(
+    package: str,
+    files: Sequence[FileDescriptorProto],
+    services: tuple[ServiceSpec, ...],
+    embedded: Iterable[FileDescriptorProto],
+) -> MonitorView:
+    return MonitorView(
+        package_name=package,
+        package=to_source(package),
+        sources=", ".join(sorted(f.name for f in files)),
+        imports=_imports(services, always=("ServiceSpec",)),
+        files=to_source(tuple(f.name for f in files), prefix="FILES: tuple[str, ...] = "),
+        services=to_source(services, prefix="SERVICES: tuple[ServiceSpec, ...] = "),
+        descriptors=tuple(_descriptor_view(f) for f in embedded),
+    )
+
+
+def _descriptor_view(file: FileDescriptorProto) -> DescriptorView:
+    data = base64.b64encode(file.SerializeToString(deterministic=True)).decode("ascii")
+    return DescriptorView(name=to_source(file.name), data=chunked_string(data, indent=2))
+
+
+def _imports(value: Any, always: tuple[str, ...]) -> tuple[str, ...]:
+    """The `runtime.specs` names that the source of `value` mentions."""
+    return tuple(sorted(set(always) | set(_type_names(value))))
+
+
+def _type_names(value: Any) -> Iterator[str]:
+    if isinstance(value, tuple):
+        for item in value:
+            yield from _type_names(item)
+    elif isinstance(value, Enum):
+        yield type(value).__name__
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        yield type(value).__name__
+        for field in dataclasses.fields(value):
+            yield from _type_names(getattr(value, field.name))

@@ -1,0 +1,84 @@
+"""Test helpers: run protoc for real and capture the CodeGeneratorRequest it sends a plugin."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from google.protobuf.compiler.plugin_pb2 import CodeGeneratorResponse
+
+from protoc_gen_restmon.cli import include_paths
+from protoc_gen_restmon.plugin.main import run
+
+REPO = Path(__file__).resolve().parent.parent
+PROTOS = REPO / "protos"
+EXAMPLE_FILES = sorted(str(p.relative_to(PROTOS)) for p in PROTOS.rglob("*.proto"))
+
+_CAPTURE = """\
+import os, sys
+from google.protobuf.compiler.plugin_pb2 import CodeGeneratorResponse
+with open(os.environ["RESTMON_CAPTURE"], "wb") as out:
+    out.write(sys.stdin.buffer.read())
+sys.stdout.buffer.write(CodeGeneratorResponse(supported_features=1).SerializeToString())
+"""
+
+
+def protoc(
+    args: list[str], cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python -m grpc_tools.protoc` with the googleapis and well-known include paths."""
+    command = [
+        sys.executable,
+        "-m",
+        "grpc_tools.protoc",
+        *(f"-I{p}" for p in include_paths()),
+        *args,
+    ]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+
+
+def capture_request(
+    scratch: Path, includes: list[Path], files: list[str], parameter: str = ""
+) -> bytes:
+    """The exact request protoc sends a plugin for `files` (source info, json names and all)."""
+    plugin = scratch / "protoc-gen-capture"
+    plugin.write_text(f"#!{sys.executable}\n{_CAPTURE}")
+    plugin.chmod(0o755)
+    target = scratch / "request.bin"
+    env = {**os.environ, "RESTMON_CAPTURE": str(target)}
+    args = [
+        *(f"-I{p}" for p in includes),
+        f"--plugin=protoc-gen-capture={plugin}",
+        f"--capture_out={scratch}",
+        *([f"--capture_opt={parameter}"] if parameter else []),
+        *files,
+    ]
+    result = protoc(args, env=env)
+    if result.returncode:
+        raise AssertionError(f"protoc failed: {result.stderr}")
+    return target.read_bytes()
+
+
+def write_protos(root: Path, files: dict[str, str]) -> list[str]:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return sorted(files)
+
+
+def generate_inline(
+    tmp_path: Path, files: dict[str, str], parameter: str = ""
+) -> CodeGeneratorResponse:
+    """Write `files` under tmp_path/src, capture protoc's request, run the plugin on it."""
+    src = tmp_path / "src"
+    names = write_protos(src, files)
+    raw = capture_request(tmp_path, [src], names, parameter)
+    return run(raw)
+
+
+def write_response(response: CodeGeneratorResponse, out: Path) -> None:
+    for file in response.file:
+        (out / file.name).parent.mkdir(parents=True, exist_ok=True)
+        (out / file.name).write_text(file.content)
