@@ -99,7 +99,10 @@ def method_sites(index: DescriptorIndex, file: FileDescriptorProto) -> Iterator[
     for s, service in enumerate(file.service):
         for m, method in enumerate(service.method):
             path = (FILE_SERVICE, s, SERVICE_METHOD, m)
-            line = index.line(file.name, (*path, _METHOD_OPTIONS)) or index.line(file.name, path)
+            # The `option (google.api.http) = …` statement, else the `rpc` line. Not the bare
+            # options path: protoc gives it once per option statement, so it may be another one.
+            http_option = (*path, _METHOD_OPTIONS, annotations_pb2.http.number)
+            line = index.line(file.name, http_option) or index.line(file.name, path)
             element = ".".join(filter(None, (file.package, service.name, method.name)))
             yield MethodSite(file, service, method, Where(file.name, line, element))
 
@@ -171,28 +174,32 @@ def _flatten(
     if sourced is None:
         return
     for depth, rule in ((0, sourced.rule), *((1, r) for r in sourced.rule.additional_bindings)):
-        if depth and rule.additional_bindings:
-            problems.add(sourced.where, "additional_bindings may not nest (one level only)")
-            continue
         kind = rule.WhichOneof("pattern")
+        if depth and rule.additional_bindings:
+            # Name the binding: a method may have several additional ones.
+            named = f"template {_template_of(rule, kind)!r}: " if kind else ""
+            problems.add(sourced.where, named + "additional_bindings may not nest (one level only)")
+            continue
         if kind is None:
             problems.add(
                 sourced.where,
                 "an HttpRule needs a pattern: get, put, post, delete, patch or custom",
             )
             continue
-        if kind == "custom":
-            http_method, template = rule.custom.kind, rule.custom.path
-            if not http_method:
-                problems.add(sourced.where, f"custom pattern {template!r} has an empty kind")
-                continue
-        else:
-            http_method, template = kind.upper(), getattr(rule, kind)
+        template = _template_of(rule, kind)
+        http_method = rule.custom.kind if kind == "custom" else kind.upper()
+        if not http_method:
+            problems.add(sourced.where, f"custom pattern {template!r} has an empty kind")
+            continue
         yield (
             SourcedRule(rule, sourced.where, sourced.fully_decode_reserved_expansion),
             http_method,
             template,
         )
+
+
+def _template_of(rule: http_pb2.HttpRule, kind: str) -> str:
+    return rule.custom.path if kind == "custom" else str(getattr(rule, kind))
 
 
 class _BindingCompiler:
@@ -218,8 +225,8 @@ class _BindingCompiler:
         response = self.index.message(site.method.output_type)
         known = len(self.problems.items)
         variables = self._variables(compiled, request, template, where)
-        body = self._body(sourced.rule.body, request, where)
-        response_body = self._response_body(sourced.rule.response_body, response, where)
+        body = self._body(sourced.rule.body, request, template, where)
+        response_body = self._response_body(sourced.rule.response_body, response, template, where)
         if len(self.problems.items) > known:
             return None
         package = site.file.package
@@ -264,15 +271,15 @@ class _BindingCompiler:
             if field is None:
                 return None, f"names no field {name!r} in {message.full_name}"
             json_names.append(json_name(field))
+            last = position == len(names) - 1
             if field.label == FieldDescriptorProto.LABEL_REPEATED:
                 kind = "a map" if self.index.is_map(field) else "repeated"
-                return None, f"resolves through {name!r}, which is {kind}"
+                return None, f"{'ends at' if last else 'goes through'} {name!r}, which is {kind}"
             is_message = field.type == FieldDescriptorProto.TYPE_MESSAGE
-            last = position == len(names) - 1
             if last and is_message and field.type_name not in SCALAR_WRAPPERS:
                 return None, (
                     f"must end at a scalar, enum or wrapper field, but {name!r} is "
-                    f"a {field.type_name.lstrip('.')}"
+                    f"a message of type {field.type_name.lstrip('.')}"
                 )
             if not last:
                 if not is_message:
@@ -280,13 +287,18 @@ class _BindingCompiler:
                 message = self.index.message(field.type_name)
         return FieldPath(names, tuple(json_names)), ""
 
-    def _body(self, body: str, request: MessageInfo, where: Where) -> FieldPath | None:
+    def _body(
+        self, body: str, request: MessageInfo, template: str, where: Where
+    ) -> FieldPath | None:
         if body in ("", "*"):
             return BODY_ALL if body else None
-        return self._top_level(body, request, "body", where)
+        return self._top_level(body, request, f"template {template!r}: body", where)
 
-    def _response_body(self, name: str, response: MessageInfo, where: Where) -> FieldPath | None:
-        return self._top_level(name, response, "response_body", where) if name else None
+    def _response_body(
+        self, name: str, response: MessageInfo, template: str, where: Where
+    ) -> FieldPath | None:
+        what = f"template {template!r}: response_body"
+        return self._top_level(name, response, what, where) if name else None
 
     def _top_level(
         self, name: str, message: MessageInfo, what: str, where: Where

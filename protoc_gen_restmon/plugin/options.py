@@ -54,9 +54,13 @@ def parse_options(parameter: str) -> Options:
             outputs = _parse_outputs(value)
         elif key == "generate_unbound_methods":
             unbound = _parse_bool(key, value) if has_value else True
-        elif key == "http_config" and has_value and value:
+        elif key == "http_config":
+            if not value:
+                raise _option_error("http_config needs a file name: http_config=FILE.yaml")
             http_config = value
-        elif key == "duplicate_routes" and value in ("error", "warn"):
+        elif key == "duplicate_routes":
+            if value not in ("error", "warn"):
+                raise _option_error(f"duplicate_routes={value!r}: expected error or warn")
             duplicates = value
         else:
             raise _option_error(f"unknown option {item!r}; known: {_known()}")

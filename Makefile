@@ -1,0 +1,49 @@
+# protoc-gen-restmon: every target sets up what it needs (a venv in .venv) on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+CORPUS_VERSION := 6.0.1
+CORPUS := corpus/google-proto-files
+EXAMPLES := $(sort $(wildcard protos/*/v1/*.proto))
+
+.PHONY: venv test demo bench lint corpus clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+## Run the test suite (the googleapis corpus tests run when `make corpus` has fetched it).
+test: venv
+	$(PY) -m pytest
+
+## Generate the example protos and list their REST routes.
+demo: venv
+	rm -rf demo-out
+	$(BIN)/restmon generate -I protos -o demo-out/gen $(EXAMPLES)
+	cd demo-out && ../$(BIN)/restmon routes gen
+
+bench: venv
+	$(PY) benchmarks/bench_generate.py
+
+lint: venv
+	$(BIN)/ruff check protoc_gen_restmon tests benchmarks
+	$(BIN)/ruff format --check protoc_gen_restmon tests benchmarks
+	$(BIN)/mypy
+
+## Fetch the googleapis protos (npm google-proto-files) into corpus/ (git-ignored).
+corpus: $(CORPUS)/.fetched
+
+$(CORPUS)/.fetched:
+	rm -rf $(CORPUS) corpus/tmp && mkdir -p corpus/tmp
+	cd corpus/tmp && npm pack --silent google-proto-files@$(CORPUS_VERSION) >/dev/null
+	tar -xzf corpus/tmp/google-proto-files-$(CORPUS_VERSION).tgz -C corpus/tmp
+	mv corpus/tmp/package $(CORPUS) && rm -rf corpus/tmp
+	touch $@
+
+clean:
+	rm -rf $(VENV) demo-out build dist .pytest_cache .mypy_cache .ruff_cache

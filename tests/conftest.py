@@ -1,0 +1,33 @@
+"""Shared fixtures: the example protos generated once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from google.protobuf.compiler.plugin_pb2 import CodeGeneratorResponse
+
+from protoc_gen_restmon.plugin.main import run
+from tests.protoc_tools import EXAMPLE_FILES, PROTOS, capture_request
+
+
+@pytest.fixture(scope="session")
+def example_request(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    return capture_request(tmp_path_factory.mktemp("capture"), [PROTOS], EXAMPLE_FILES)
+
+
+@pytest.fixture(scope="session")
+def example_response(example_request: bytes) -> CodeGeneratorResponse:
+    response = run(example_request)
+    assert not response.error, response.error
+    return response
+
+
+@pytest.fixture(scope="session")
+def example_files(example_response: CodeGeneratorResponse) -> dict[str, str]:
+    return {f.name: f.content for f in example_response.file}
+
+
+def pytest_report_header() -> str:
+    corpus = Path(__file__).resolve().parent.parent / "corpus" / "google-proto-files"
+    return f"googleapis corpus: {'present' if corpus.is_dir() else 'absent (make corpus)'}"
