@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from google.protobuf.compiler.plugin_pb2 import CodeGeneratorResponse
+from google.protobuf.descriptor_pb2 import FileDescriptorSet
 
 from protoc_gen_restmon.cli import include_paths
 from protoc_gen_restmon.plugin.main import run
@@ -82,3 +86,60 @@ def write_response(response: CodeGeneratorResponse, out: Path) -> None:
     for file in response.file:
         (out / file.name).parent.mkdir(parents=True, exist_ok=True)
         (out / file.name).write_text(file.content)
+
+
+# --- Helpers for the plugin tests (errors, options, http_config, route modules) ---
+
+
+def restmon_plugin() -> Path:
+    """The installed `protoc-gen-restmon` console script of the running interpreter."""
+    return Path(sys.executable).parent / "protoc-gen-restmon"
+
+
+def line_of(text: str, needle: str) -> int:
+    """The 1-based line of the one line of `text` that contains `needle`."""
+    lines = [n for n, line in enumerate(text.splitlines(), start=1) if needle in line]
+    if len(lines) != 1:
+        raise AssertionError(f"{needle!r} is on lines {lines}, expected exactly one")
+    return lines[0]
+
+
+@contextlib.contextmanager
+def imported_output(response: CodeGeneratorResponse, root: Path) -> Iterator[str]:
+    """Write `response` under root/gen (a regular package), importable as `gen.<package>`.
+
+    Yields the package name "gen"; afterwards `root` leaves sys.path and every `gen` module leaves
+    sys.modules, so the next test can import its own `gen` from another directory.
+    """
+    out = root / "gen"
+    out.mkdir(parents=True, exist_ok=True)
+    write_response(response, out)
+    (out / "__init__.py").touch()
+    sys.path.insert(0, str(root))
+    importlib.invalidate_caches()
+    try:
+        yield "gen"
+    finally:
+        sys.path.remove(str(root))
+        for name in [m for m in sys.modules if m == "gen" or m.startswith("gen.")]:
+            del sys.modules[name]
+
+
+def descriptor_set(scratch: Path, includes: list[Path], files: list[str]) -> FileDescriptorSet:
+    """`files` and all their imports as protoc's --descriptor_set_out writes them.
+
+    With --retain_options: like a plugin's request, it keeps source-retention options.
+    """
+    target = scratch / "descriptors.binpb"
+    result = protoc(
+        [
+            *(f"-I{p}" for p in includes),
+            "--include_imports",
+            "--retain_options",
+            f"--descriptor_set_out={target}",
+            *files,
+        ]
+    )
+    if result.returncode:
+        raise AssertionError(f"protoc failed: {result.stderr}")
+    return FileDescriptorSet.FromString(target.read_bytes())

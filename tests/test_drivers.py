@@ -1,4 +1,4 @@
-"""The plugin driven for real: grpc_tools' protoc, Debian's protoc, buf, `python -m`, a built wheel."""
+"""The plugin driven for real: grpc_tools, Debian protoc, buf, `python -m`, a built wheel."""
 
 from __future__ import annotations
 

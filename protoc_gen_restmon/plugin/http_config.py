@@ -11,6 +11,9 @@ from google.protobuf import json_format
 
 from protoc_gen_restmon.plugin.errors import GenerationError, Where
 
+# The fields of google.api.Http (service config), in YAML form.
+_HTTP_KEYS = ("rules", "fully_decode_reserved_expansion")
+
 
 @dataclass(frozen=True, slots=True)
 class ConfigRule:
@@ -43,10 +46,22 @@ def parse_http_config(text: str, path: str) -> HttpConfig:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
-        raise GenerationError.one(Where(path), f"not valid YAML: {err}") from None
+        raise GenerationError.one(
+            _yaml_where(err, path), f"not valid YAML: {_one_line(err)}"
+        ) from None
     http = data.get("http") if isinstance(data, dict) else None
     if not isinstance(http, dict):
         raise GenerationError.one(Where(path), "no `http:` section with `rules:`")
+    unknown = sorted(str(key) for key in http if key not in _HTTP_KEYS)
+    if unknown:
+        known = ", ".join(_HTTP_KEYS)
+        raise GenerationError.one(
+            Where(path), f"unknown key(s) {unknown} in `http:`; known: {known}"
+        )
+    fully_decode = http.get("fully_decode_reserved_expansion", False)
+    if not isinstance(fully_decode, bool):
+        why = f"`http.fully_decode_reserved_expansion` must be true or false, not {fully_decode!r}"
+        raise GenerationError.one(Where(path), why)
     rules = http.get("rules") or []
     if not isinstance(rules, list):
         raise GenerationError.one(Where(path), "`http.rules` must be a list")
@@ -62,7 +77,7 @@ def parse_http_config(text: str, path: str) -> HttpConfig:
             problems.append((where, str(err)))
     if problems:
         raise GenerationError(problems)
-    return HttpConfig(tuple(parsed), bool(http.get("fully_decode_reserved_expansion", False)))
+    return HttpConfig(tuple(parsed), fully_decode)
 
 
 def _parse_rule(raw: object, where: Where) -> ConfigRule:
@@ -72,8 +87,22 @@ def _parse_rule(raw: object, where: Where) -> ConfigRule:
     try:
         json_format.ParseDict(raw, rule)
     except json_format.ParseError as err:
-        raise ValueError(f"not a google.api.HttpRule: {err}") from None
+        raise ValueError(f"not a google.api.HttpRule: {_one_line(err)}") from None
     return ConfigRule(selector=rule.selector, rule=rule, where=where)
+
+
+def _one_line(err: Exception) -> str:
+    """An error's text on one line: GenerationError prints one line per problem."""
+    if isinstance(err, yaml.MarkedYAMLError):
+        text = ": ".join(filter(None, (err.context, err.problem)))
+    else:
+        text = str(err)
+    return " ".join(text.split())
+
+
+def _yaml_where(err: yaml.YAMLError, path: str) -> Where:
+    mark = getattr(err, "problem_mark", None)
+    return Where(path, mark.line + 1 if mark is not None else None)
 
 
 def _rule_lines(root: yaml.Node | None, count: int) -> list[int | None]:
