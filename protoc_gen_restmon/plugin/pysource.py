@@ -12,9 +12,11 @@ so the plugin never needs to run black over its own modules:
 from __future__ import annotations
 
 import dataclasses
-import json
+import unicodedata
 from enum import Enum
 from typing import Any
+
+from black.strings import str_width  # black's own measure: wide characters count twice
 
 LINE_LENGTH = 88
 INDENT = "    "
@@ -28,7 +30,7 @@ def to_source(value: Any, indent: int = 0, prefix: str = "", suffix: str = "") -
     """
     pad = INDENT * indent
     flat = _flat(value)
-    if flat is not None and len(pad + prefix + flat + suffix) <= LINE_LENGTH:
+    if flat is not None and str_width(pad + prefix + flat + suffix) <= LINE_LENGTH:
         return pad + prefix + flat + suffix
     opening, items, closing = _parts(value)
     if items is None:  # an atom too long for the line: black leaves it long too
@@ -67,8 +69,24 @@ def _parts(value: Any) -> tuple[str, list[tuple[str, Any]] | None, str]:
 
 
 def _string(text: str) -> str:
-    """A double-quoted literal, as black prefers (json's escapes are valid Python)."""
-    return json.dumps(text, ensure_ascii=False)
+    """A string literal quoted as black quotes it: double quotes, unless single quotes need
+    fewer escapes. Control and line-separator characters are escaped.
+    """
+    quote = "'" if text.count('"') > text.count("'") else '"'
+    body = "".join(_ESCAPES.get(c) or _escape_char(c, quote) for c in text)
+    return quote + body + quote
+
+
+_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_char(char: str, quote: str) -> str:
+    if char == quote:
+        return "\\" + char
+    if unicodedata.category(char) in ("Cc", "Cs", "Zl", "Zp") or char == "\ufeff":
+        code = ord(char)
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    return char
 
 
 def chunked_string(text: str, indent: int, width: int = 76) -> str:
