@@ -374,3 +374,15 @@ def test_protoc_fails_with_the_message_and_writes_nothing(tmp_path: Path) -> Non
     message = f"{FILE}:{line_of(text, OPTION)}: {METHOD}: template '/v1/{{name': "
     assert message + "unbalanced '{' at position 4" in result.stderr
     assert list(out.iterdir()) == []
+
+
+def test_betterproto_failure_is_a_generation_error_naming_the_package(tmp_path: Path) -> None:
+    legacy = (
+        'syntax = "proto2";\npackage legacy.v1;\n'
+        "message Old { optional group Result = 1 { optional string url = 2; } }\n"
+    )
+    response = generate_inline(tmp_path, {"legacy/v1/old.proto": legacy})
+    assert not response.file
+    assert response.error.startswith("legacy.v1: betterproto, package 'legacy.v1': ")
+    assert "TYPE_GROUP" in response.error
+    assert "internal error" not in response.error

@@ -11,7 +11,7 @@ from google.protobuf.descriptor_pb2 import FileDescriptorProto
 
 from protoc_gen_restmon.plugin.bindings import MethodSite, Problems, collect_bindings, method_sites
 from protoc_gen_restmon.plugin.descriptors import DescriptorIndex
-from protoc_gen_restmon.plugin.errors import Where
+from protoc_gen_restmon.plugin.errors import GenerationError, Where
 from protoc_gen_restmon.plugin.http_config import HttpConfig, load_http_config
 from protoc_gen_restmon.plugin.options import Options, parse_options
 from protoc_gen_restmon.plugin.render import render_monitor, render_routes
@@ -48,9 +48,15 @@ def generate(request: CodeGeneratorRequest, raw_request: bytes) -> list[tuple[st
     out: list[tuple[str, str]] = []
     if "dataclasses" in options.outputs:
         # Imported here: betterproto's compiler is costly to import and not always needed.
-        from protoc_gen_restmon.plugin.dataclasses import generate_dataclasses
+        from protoc_gen_restmon.plugin.dataclasses import (
+            DataclassGenerationError,
+            generate_dataclasses,
+        )
 
-        out.extend(generate_dataclasses(raw_request, options.betterproto_parameter))
+        try:
+            out.extend(generate_dataclasses(raw_request, options.betterproto_parameter))
+        except DataclassGenerationError as err:
+            raise GenerationError.one(Where(err.package or "(betterproto)"), str(err)) from err
     for package, files in packages.items():
         out.extend(_package_modules(request, index, options, package, files, sites, bindings))
     return out
