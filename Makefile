@@ -21,18 +21,23 @@ $(VENV)/.installed: pyproject.toml
 test: venv
 	$(PY) -m pytest
 
-## Generate the example protos and list their REST routes.
+## Generate the example protos, list their REST routes, serve them: gRPC :50051, REST :8080.
 demo: venv
 	rm -rf demo-out
 	$(BIN)/restmon generate -I protos -o demo-out/gen $(EXAMPLES)
 	cd demo-out && ../$(BIN)/restmon routes gen
+	$(PY) -m examples.serve demo-out
 
+## Benchmarks (results in benchmarks/RESULTS.md); bench_gateway needs wrk (apt-get install wrk).
 bench: venv
 	$(PY) benchmarks/bench_generate.py
+	$(PY) benchmarks/bench_router.py
+	$(PY) benchmarks/bench_json.py
+	$(PY) benchmarks/bench_gateway.py
 
 lint: venv
-	$(BIN)/ruff check protoc_gen_restmon tests benchmarks
-	$(BIN)/ruff format --check protoc_gen_restmon tests benchmarks
+	$(BIN)/ruff check protoc_gen_restmon tests benchmarks examples
+	$(BIN)/ruff format --check protoc_gen_restmon tests benchmarks examples
 	$(BIN)/mypy
 
 ## Fetch the googleapis protos (npm google-proto-files) into corpus/ (git-ignored).

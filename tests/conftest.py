@@ -31,3 +31,8 @@ def example_files(example_response: CodeGeneratorResponse) -> dict[str, str]:
 def pytest_report_header() -> str:
     corpus = Path(__file__).resolve().parent.parent / "corpus" / "google-proto-files"
     return f"googleapis corpus: {'present' if corpus.is_dir() else 'absent (make corpus)'}"
+
+
+# The example protos generated for the gateway tests (tests/gateway_fixtures.py): session
+# fixtures, so every module shares one generation instead of running its own.
+from tests.gateway_fixtures import fixture_bookstore_pb, fixture_configured_pb  # noqa: E402, F401
