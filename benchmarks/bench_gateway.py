@@ -35,7 +35,9 @@ SERVER = textwrap.dedent(
     from starlette.routing import Route
     import gen.bookstore.v1 as pb
     from examples.bookstore import make_service
-    from protoc_gen_restmon.runtime.codec import DescriptorRegistry, from_betterproto, to_json
+    from protoc_gen_restmon.runtime.bridge import from_betterproto
+    from protoc_gen_restmon.runtime.json_write import to_json
+    from protoc_gen_restmon.runtime.registry import DescriptorRegistry
     from protoc_gen_restmon.runtime.gateway import Gateway
 
     service = make_service(pb)

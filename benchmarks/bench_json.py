@@ -118,38 +118,41 @@ def measure(codec: str, root: Path) -> dict[str, Any]:
     sys.path.insert(0, str(root))
     from google.protobuf import json_format
 
-    from protoc_gen_restmon.runtime import codec as ours
+    from protoc_gen_restmon.runtime.bridge import RUST_CODEC, from_betterproto, to_betterproto
+    from protoc_gen_restmon.runtime.json_read import from_json, json_to_wire
+    from protoc_gen_restmon.runtime.json_write import to_json, wire_to_json
+    from protoc_gen_restmon.runtime.registry import DescriptorRegistry
 
-    if (codec == "rust") != ours.RUST_CODEC:
+    if (codec == "rust") != RUST_CODEC:
         sys.exit("no rust codec: betterproto_rust_codec cannot be imported")
 
     package = importlib.import_module(f"{GENERATED}.bookstore.v1")
-    registry = ours.DescriptorRegistry()
+    registry = DescriptorRegistry()
     registry.add_module(importlib.import_module(f"{GENERATED}.bookstore.v1._restmon_monitor"))
     book_cls = registry.message_class("bookstore.v1.Book")
     bp_cls = package.Book
     obj = sample_book(package, importlib.import_module(f"{GENERATED}.common.v1"))
     raw = bytes(obj)
-    text = ours.to_json(book_cls.FromString(raw))
+    text = to_json(book_cls.FromString(raw))
     bp_text = obj.to_json()
 
     # The paths measured must agree on the message before their speed means anything.
-    assert ours.to_json(ours.from_betterproto(obj, book_cls)) == text
-    assert ours.to_json(book_cls.FromString(bytes(obj))) == text
-    assert ours.to_betterproto(ours.from_json(text, book_cls), bp_cls) == obj
-    assert ours.json_to_wire(text, book_cls) == book_cls.FromString(raw).SerializeToString()
-    assert ours.wire_to_json(raw, book_cls) == text
+    assert to_json(from_betterproto(obj, book_cls)) == text
+    assert to_json(book_cls.FromString(bytes(obj))) == text
+    assert to_betterproto(from_json(text, book_cls), bp_cls) == obj
+    assert json_to_wire(text, book_cls) == book_cls.FromString(raw).SerializeToString()
+    assert wire_to_json(raw, book_cls) == text
     assert json_format_write(book_cls.FromString(raw), registry) == text
 
     cases: dict[str, Callable[[], object]] = {
         "bp_to_json": obj.to_json,
-        "write": lambda: ours.to_json(ours.from_betterproto(obj, book_cls)),
-        "write_via_wire": lambda: ours.to_json(book_cls.FromString(bytes(obj))),
-        "wire_to_json": lambda: ours.wire_to_json(raw, book_cls),
+        "write": lambda: to_json(from_betterproto(obj, book_cls)),
+        "write_via_wire": lambda: to_json(book_cls.FromString(bytes(obj))),
+        "wire_to_json": lambda: wire_to_json(raw, book_cls),
         "bp_from_json": lambda: bp_cls().from_json(bp_text),
-        "parse": lambda: ours.to_betterproto(ours.from_json(text, book_cls), bp_cls),
-        "parse_via_wire": lambda: bp_cls().parse(ours.json_to_wire(text, book_cls)),
-        "json_to_wire": lambda: ours.json_to_wire(text, book_cls),
+        "parse": lambda: to_betterproto(from_json(text, book_cls), bp_cls),
+        "parse_via_wire": lambda: bp_cls().parse(json_to_wire(text, book_cls)),
+        "json_to_wire": lambda: json_to_wire(text, book_cls),
         "jf_write": lambda: json_format_write(book_cls.FromString(raw), registry),
         "jf_parse": lambda: json_format.Parse(
             text, book_cls(), descriptor_pool=registry.pool

@@ -39,8 +39,8 @@ from grpclib import GRPCError
 from grpclib.const import Status
 
 from examples.bookstore import make_service
-from protoc_gen_restmon.runtime.codec import JsonOptions
 from protoc_gen_restmon.runtime.gateway import Gateway, GatewayOptions
+from protoc_gen_restmon.runtime.json_mapping import JsonOptions
 from protoc_gen_restmon.runtime.specs import Cardinality, MethodSpec
 from protoc_gen_restmon.runtime.status import RpcError
 from protoc_gen_restmon.runtime.transcode import TranscodeOptions

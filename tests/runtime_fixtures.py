@@ -21,7 +21,7 @@ import pytest
 from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.message import Message
 
-from protoc_gen_restmon.runtime.codec import DescriptorRegistry
+from protoc_gen_restmon.runtime.registry import DescriptorRegistry
 from tests.protoc_tools import EXAMPLE_FILES, PROTOS, protoc, restmon_plugin
 
 GENERATED = "restmon_codec_gen"  # not `gen`: tests/protoc_tools.imported_output owns that name

@@ -16,18 +16,11 @@ from google.protobuf.message import Message
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from protoc_gen_restmon.runtime.codec import (
-    DescriptorError,
-    DescriptorRegistry,
-    JsonOptions,
-    from_betterproto,
-    from_json,
-    json_to_wire,
-    merge_json,
-    to_betterproto,
-    to_json,
-    wire_to_json,
-)
+from protoc_gen_restmon.runtime.bridge import from_betterproto, to_betterproto
+from protoc_gen_restmon.runtime.json_mapping import JsonOptions
+from protoc_gen_restmon.runtime.json_read import from_json, json_to_wire, merge_json
+from protoc_gen_restmon.runtime.json_write import to_json, wire_to_json
+from protoc_gen_restmon.runtime.registry import DescriptorError, DescriptorRegistry
 from protoc_gen_restmon.runtime.status import Code, RpcError
 from tests.runtime_fixtures import CodecWorld, codec_world
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from protoc_gen_restmon.runtime.codec import JsonOptions
+from protoc_gen_restmon.runtime.json_mapping import JsonOptions
 from tests.gateway_fixtures import (
     DUNE,
     JSON,

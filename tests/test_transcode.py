@@ -629,10 +629,7 @@ BODY_ERRORS = [
     ),
     pytest.param(
         Case("CreateShelf", body=b'{"displayName": "x", "nope": 1}'),
-        bad(
-            'invalid JSON body at shelf: Message type "bookstore.v1.Shelf" has no field named '
-            '"nope" at "CreateShelfRequest.shelf".\n Available Fields(except extensions): …'
-        ),
+        bad("invalid JSON body at shelf.nope: no such field in bookstore.v1.Shelf"),
         id="unknown-field",
     ),
     pytest.param(
@@ -647,7 +644,10 @@ BODY_ERRORS = [
     ),
     pytest.param(
         Case("CreateShelf", body=b'{"theme": "GENRE_JAZZ"}'),
-        bad("invalid JSON body at shelf.theme: Invalid enum value GENRE_JAZZ …"),
+        bad(
+            'invalid JSON body at shelf.theme: unknown value "GENRE_JAZZ"'
+            " for enum bookstore.v1.Genre"
+        ),
         id="unknown-enum",
     ),
     pytest.param(
@@ -667,10 +667,7 @@ BODY_ERRORS = [
     ),
     pytest.param(
         Case("CheckoutBook", BOOK, body=b'{"memberId": "m1", "libraryCard": "7"}'),
-        bad(
-            'invalid JSON body: Message type "bookstore.v1.CheckoutBookRequest" should not have '
-            'multiple "borrower" oneof fields …'
-        ),
+        bad("invalid JSON body at libraryCard: oneof borrower already set by memberId"),
         id="body-star-two-oneof-members",
     ),
     pytest.param(
@@ -687,7 +684,7 @@ BODY_ERRORS = [
         Case("PutInner", ("x",), body=b'{"child": ' * 150 + b"{}" + b"}" * 150),
         bad(
             "invalid JSON body at inner.child.child.….child.child.child: "
-            "Message too deep. Max recursion depth is 100."
+            "messages nested deeper than 100"
         ),
         id="message-too-deep",
     ),

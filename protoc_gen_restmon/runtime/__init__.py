@@ -1,1 +1,27 @@
-"""What generated code imports at run time."""
+"""What generated code imports at run time, and the public runtime API.
+
+`from protoc_gen_restmon.runtime import Gateway` works, but loads the gateway only on first use:
+generated route and monitor modules import `runtime.specs`, and importing them must stay cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Gateway": "protoc_gen_restmon.runtime.gateway",
+    "GatewayOptions": "protoc_gen_restmon.runtime.gateway",
+    "JsonOptions": "protoc_gen_restmon.runtime.json_mapping",
+    "TranscodeOptions": "protoc_gen_restmon.runtime.transcode",
+    "RpcError": "protoc_gen_restmon.runtime.status",
+    "Code": "protoc_gen_restmon.runtime.status",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

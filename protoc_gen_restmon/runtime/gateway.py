@@ -13,13 +13,7 @@ from typing import Any
 
 import grpclib.exceptions
 
-from protoc_gen_restmon.runtime.codec import (
-    DescriptorRegistry,
-    JsonOptions,
-    from_betterproto,
-    to_betterproto,
-    to_json,
-)
+from protoc_gen_restmon.runtime.bridge import from_betterproto, to_betterproto
 from protoc_gen_restmon.runtime.http import (
     EVENT_STREAM,
     JSON,
@@ -36,6 +30,9 @@ from protoc_gen_restmon.runtime.http import (
     start,
     status_json,
 )
+from protoc_gen_restmon.runtime.json_mapping import JsonOptions
+from protoc_gen_restmon.runtime.json_write import to_json
+from protoc_gen_restmon.runtime.registry import DescriptorRegistry
 from protoc_gen_restmon.runtime.router import RouteMatch, Router
 from protoc_gen_restmon.runtime.services import ImplementedService, implemented_services
 from protoc_gen_restmon.runtime.specs import Binding, Cardinality, MethodSpec

@@ -26,9 +26,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
-from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from protoc_gen_restmon.runtime.json_mapping import JsonOptions
+from protoc_gen_restmon.runtime.json_read import JsonFieldError, json_path, merge_json
 from protoc_gen_restmon.runtime.specs import Binding, FieldPath
 from protoc_gen_restmon.runtime.status import Code, RpcError
 from protoc_gen_restmon.runtime.values import (
@@ -53,17 +54,9 @@ BODY_ALL = ("*",)
 HTTP_BODY = "google.api.HttpBody"
 # `application/json`, or a structured syntax suffix: `application/merge-patch+json` (RFC 6839).
 JSON_MEDIA_TYPE = re.compile(r"application/(?:[a-z0-9!#$&^_.+-]+\+)?json")
-JSON_FIELD_PREFIX = re.compile(r"Failed to parse (\S+) field: ")
-JSON_ERRORS = (
-    json_format.Error,
-    ValueError,
-    TypeError,
-    RecursionError,
-    AttributeError,
-    KeyError,
-    IndexError,
-    OverflowError,
-)
+# What the codec's parser needs of the options: whether unknown names are a 400.
+JSON_STRICT = JsonOptions()
+JSON_LENIENT = JsonOptions(ignore_unknown_fields=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,28 +199,31 @@ def _no_constant(name: str) -> object:
 def parse_json(
     message: Message, target: Field | None, document: object, ignore_unknown: bool
 ) -> None:
-    """The proto3 JSON mapping into the whole message (`*`) or into one of its fields."""
+    """The proto3 JSON mapping into the whole message (`*`) or into one of its fields.
+
+    The codec's parser (`json_read.merge_json`) does the work; its errors are reworded with the
+    path first: `invalid JSON body at shelf.location.floor: expected int32, got "two"`.
+    """
     wants_object = target is None or (_is_plain_message(target) and document is not None)
     if wants_object and not isinstance(document, dict):
         raise RpcError(Code.INVALID_ARGUMENT, "request body must be a JSON object")
     # A field's value is parsed as the value of that one key of the whole request.
     wrapped: Any = {target.json_name: document} if target is not None else document
     try:
-        json_format.ParseDict(wrapped, message, ignore_unknown_fields=ignore_unknown)
-    except JSON_ERRORS as exc:
-        raise RpcError(Code.INVALID_ARGUMENT, describe_json_error(exc)) from exc
+        merge_json(message, wrapped, JSON_LENIENT if ignore_unknown else JSON_STRICT)
+    except JsonFieldError as exc:
+        raise RpcError(Code.INVALID_ARGUMENT, describe_json_error(exc.path, exc.problem)) from exc
 
 
-def describe_json_error(exc: Exception) -> str:
-    """json_format's "Failed to parse a field: Failed to parse b field: why" as "at a.b: why"."""
-    why, path = str(exc), []
-    while found := JSON_FIELD_PREFIX.match(why):
-        path.append(found.group(1))
-        why = why[found.end() :]
-    why = re.sub(r"\.{2,}$", ".", why)  # every level appends a "."
+def describe_json_error(path: tuple[str, ...], problem: str) -> str:
+    """("shelf", "labels", "[a]") and "why" -> "invalid JSON body at shelf.labels[a]: why".
+
+    A path over 8 steps keeps its first and last 3: `inner.child.child.….child.child.child`.
+    """
     if len(path) > 8:
-        path = [*path[:3], "…", *path[-3:]]
-    return f"invalid JSON body{' at ' + '.'.join(path) if path else ''}: {why}"
+        path = (*path[:3], "…", *path[-3:])
+    where = json_path(path)
+    return f"invalid JSON body{' at ' + where if where else ''}: {problem}"
 
 
 # --- Path variables ---
