@@ -14,30 +14,17 @@ from google.protobuf.descriptor_pb2 import (
 )
 
 from protoc_gen_restmon.runtime.specs import MessageRef
+from protoc_gen_restmon.runtime.values import WRAPPERS
 
 # Source-code-info paths are built from field numbers of descriptor.proto; name them once here.
-FILE_MESSAGE_TYPE = FileDescriptorProto.MESSAGE_TYPE_FIELD_NUMBER
 FILE_SERVICE = FileDescriptorProto.SERVICE_FIELD_NUMBER
-MESSAGE_NESTED_TYPE = DescriptorProto.NESTED_TYPE_FIELD_NUMBER
 SERVICE_METHOD = 2  # ServiceDescriptorProto.method
 
 # betterproto maps google.protobuf to its bundled copy, betterproto.lib.google.protobuf.
 _WELL_KNOWN_PACKAGE = "google.protobuf"
 
-SCALAR_WRAPPERS = frozenset(
-    f".google.protobuf.{name}"
-    for name in (
-        "DoubleValue",
-        "FloatValue",
-        "Int64Value",
-        "UInt64Value",
-        "Int32Value",
-        "UInt32Value",
-        "BoolValue",
-        "StringValue",
-        "BytesValue",
-    )
-)
+# Type names as FieldDescriptorProto.type_name spells them (leading dot).
+SCALAR_WRAPPERS = frozenset(f".{name}" for name in WRAPPERS)
 
 
 @dataclass(frozen=True, slots=True)
