@@ -29,6 +29,7 @@ from protoc_gen_restmon.runtime.http import (
     respond_error,
     start,
     status_json,
+    wants_event_stream,
 )
 from protoc_gen_restmon.runtime.json_mapping import JsonOptions
 from protoc_gen_restmon.runtime.json_write import to_json
@@ -193,7 +194,7 @@ class Gateway:
         """
         iterator = aiter(results)
         first = await anext(iterator, None)
-        sse = EVENT_STREAM.decode() in (header(call.scope, b"accept") or "")
+        sse = wants_event_stream(header(call.scope, b"accept"))
         await start(send, 200, EVENT_STREAM if sse else NDJSON, call.headers)
         item = first
         try:

@@ -34,6 +34,32 @@ def header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+def wants_event_stream(accept: str | None) -> bool:
+    """Whether `Accept` prefers Server-Sent Events to NDJSON, the other stream format we write:
+    `text/event-stream` with a quality above 0 and not below that of `application/x-ndjson`
+    (RFC 9110 §12.5.1 qualities).
+
+    >>> wants_event_stream("text/event-stream"), wants_event_stream("text/event-stream;q=0")
+    (True, False)
+    """
+    if not accept:
+        return False
+    qualities: dict[str, float] = {}
+    for item in accept.split(","):
+        media, *params = (part.strip() for part in item.split(";"))
+        quality = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        qualities[media.lower()] = max(quality, qualities.get(media.lower(), 0.0))
+    sse = qualities.get(EVENT_STREAM.decode(), 0.0)
+    return sse > 0 and sse >= qualities.get(NDJSON.decode(), 0.0)
+
+
 async def read_body(receive: Receive, limit: int) -> bytes:
     """The whole request body; more than `limit` bytes is a 413 (http-transcoding.md §3)."""
     chunks: list[bytes] = []
