@@ -77,6 +77,8 @@ def test_rest_answers_and_shares_state_with_grpc(demo: tuple[Path, int, int]) ->
     name = created.json()["name"]
     assert name.startswith("shelves/fiction/books/")
 
+    # Import this root's `gen` alone: other tests' `gen` modules are set aside, then restored.
+    saved = {m: sys.modules.pop(m) for m in list(sys.modules) if m == "gen" or m.startswith("gen.")}
     sys.path.insert(0, str(root))
     try:
         import gen.bookstore.v1 as pb  # type: ignore[import-not-found]
@@ -93,6 +95,9 @@ def test_rest_answers_and_shares_state_with_grpc(demo: tuple[Path, int, int]) ->
         book = asyncio.run(fetch())
     finally:
         sys.path.remove(str(root))
+        for module in [m for m in sys.modules if m == "gen" or m.startswith("gen.")]:
+            del sys.modules[module]
+        sys.modules.update(saved)
     assert book.title == "Solaris"  # type: ignore[attr-defined]
 
 
