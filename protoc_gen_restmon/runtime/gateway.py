@@ -1,4 +1,4 @@
-"""The REST gateway: an ASGI app serving betterproto service implementations over HTTP/JSON."""
+"""The REST gateway: an ASGI app serving gRPC methods over HTTP/JSON, in process or as a proxy."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from types import ModuleType
+from typing import Any, Protocol
 
 import grpclib.exceptions
+from google.protobuf.message import Message
 
 from protoc_gen_restmon.runtime.bridge import from_betterproto, to_betterproto
 from protoc_gen_restmon.runtime.http import (
@@ -35,10 +37,22 @@ from protoc_gen_restmon.runtime.json_mapping import JsonOptions
 from protoc_gen_restmon.runtime.json_write import to_json
 from protoc_gen_restmon.runtime.registry import DescriptorRegistry
 from protoc_gen_restmon.runtime.router import RouteMatch, Router
-from protoc_gen_restmon.runtime.services import ImplementedService, implemented_services
-from protoc_gen_restmon.runtime.specs import Binding, Cardinality, MethodSpec
+from protoc_gen_restmon.runtime.services import (
+    GeneratedPackage,
+    ImplementedService,
+    implemented_services,
+)
+from protoc_gen_restmon.runtime.specs import Binding, ServiceSpec
 from protoc_gen_restmon.runtime.status import Code, RpcError
 from protoc_gen_restmon.runtime.transcode import TranscodeOptions, build_request
+from protoc_gen_restmon.runtime.upstream import (
+    CallContext,
+    RpcMethod,
+    Target,
+    Upstream,
+    build_context,
+    from_grpc,
+)
 
 logger = logging.getLogger("protoc_gen_restmon.gateway")
 
@@ -50,85 +64,200 @@ NDJSON_MEDIA_TYPES = frozenset({NDJSON.decode(), "application/jsonl"})
 class GatewayOptions:
     json: JsonOptions = field(default_factory=JsonOptions)
     transcode: TranscodeOptions = field(default_factory=TranscodeOptions)
+    # Proxy mode (`upstream=`): the timeout of a call without `Grpc-Timeout`, in seconds
+    # (None: none), and how long connecting to the upstream may take before a 503.
+    deadline: float | None = 30.0
+    connect_timeout: float = 2.0
+
+
+class Answer(Protocol):
+    """A call's response: headers to add, the response message(s), and `close()` when done."""
+
+    headers: Headers
+
+    def messages(self) -> AsyncIterator[Message]: ...
+
+    async def close(self) -> None: ...
+
+
+class Backend(Protocol):
+    """Where the gateway sends a call: in-process implementations or an upstream gRPC server."""
+
+    async def call(
+        self, method: RpcMethod, requests: AsyncIterator[Message], context: CallContext
+    ) -> Answer: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
-class LocalMethod:
-    """One RPC of an in-process implementation, with every class the call path needs."""
+class LocalHandler:
+    """A betterproto implementation's handler of one RPC, with its betterproto classes."""
 
-    spec: MethodSpec
     handler: Any
-    request_upb: Any
-    response_upb: Any
     request_bp: Any
     response_bp: Any
 
-    @property
-    def client_streaming(self) -> bool:
-        return self.spec.cardinality in (Cardinality.STREAM_UNARY, Cardinality.STREAM_STREAM)
 
-    @property
-    def server_streaming(self) -> bool:
-        return self.spec.cardinality in (Cardinality.UNARY_STREAM, Cardinality.STREAM_STREAM)
+@dataclass(slots=True)
+class LocalAnswer:
+    """The result of an in-process handler: one response, or its async iterator."""
+
+    result: Any
+    response_upb: type[Message]
+    server_streaming: bool
+    headers: Headers = field(default_factory=list)
+
+    async def messages(self) -> AsyncIterator[Message]:
+        if not self.server_streaming:
+            yield from_betterproto(self.result, self.response_upb)
+            return
+        iterator = aiter(self.result)
+        while True:
+            try:
+                item = await anext(iterator)
+            except StopAsyncIteration:
+                return
+            except grpclib.exceptions.GRPCError as err:
+                raise from_grpc(err) from None
+            yield from_betterproto(item, self.response_upb)
+
+    async def close(self) -> None:
+        return None
+
+
+class LocalBackend:
+    """Calls betterproto service implementations in process (upb <-> betterproto at the edge).
+
+    The call context is not used: handlers see neither metadata nor a deadline.
+    """
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, LocalHandler] = {}
+
+    async def call(
+        self, method: RpcMethod, requests: AsyncIterator[Message], context: CallContext
+    ) -> Answer:
+        local = self.handlers[method.spec.grpc_path]
+        converted = (to_betterproto(m, local.request_bp) async for m in requests)
+        try:
+            if method.client_streaming:
+                result = local.handler(converted)
+            else:
+                result = local.handler(await anext(converted))
+            if not method.server_streaming:
+                result = await result
+        except grpclib.exceptions.GRPCError as err:
+            raise from_grpc(err) from None
+        return LocalAnswer(result, method.response_upb, method.server_streaming)
+
+    def close(self) -> None:
+        return None
+
+
+class UpstreamBackend:
+    """Calls an upstream gRPC server: upb messages as wire bytes over one grpclib channel."""
+
+    def __init__(self, upstream: Upstream) -> None:
+        self.upstream = upstream
+
+    async def call(
+        self, method: RpcMethod, requests: AsyncIterator[Message], context: CallContext
+    ) -> Answer:
+        if not method.client_streaming:  # a bad request is a 400 before any connection
+            first = await anext(requests)
+            requests = _one(first)
+        return await self.upstream.call(method, requests, context)
+
+    def close(self) -> None:
+        self.upstream.close()
+
+
+async def _one(message: Message) -> AsyncIterator[Message]:
+    yield message
 
 
 @dataclass(frozen=True, slots=True)
 class _Call:
     """What one HTTP request asks for, once routed."""
 
-    method: LocalMethod
+    method: RpcMethod
     match: RouteMatch
     scope: Scope
     headers: Headers  # response headers every answer carries (X-Request-Id)
 
 
 class Gateway:
-    """`Gateway(services=[MyBookstore()])`: an ASGI app serving every HttpRule of the services.
+    """An ASGI app serving every HttpRule of its services, in process or in front of a server.
 
-    Each service is an instance of a betterproto `…Base` subclass; the gateway finds the route
-    and monitor modules that protoc-gen-restmon generated beside its base class.
+    - `Gateway(services=[MyBookstore()])`: each service is an instance of a betterproto `…Base`
+      subclass; the gateway finds the route and monitor modules protoc-gen-restmon generated
+      beside its base class.
+    - `Gateway(upstream="localhost:50051", packages=[gen.bookstore.v1])`: every service of the
+      generated packages (modules or dotted names), called on that gRPC server.
     """
 
-    def __init__(self, services: Sequence[Any] = (), *, options: GatewayOptions | None = None):
+    def __init__(
+        self,
+        services: Sequence[Any] = (),
+        *,
+        upstream: str | None = None,
+        packages: Sequence[ModuleType | str] = (),
+        options: GatewayOptions | None = None,
+    ):
         self.options = options or GatewayOptions()
         # Request bodies are parsed by transcode: JsonOptions' parsing switch applies there too.
         self._transcode = self.options.transcode
         if self.options.json.ignore_unknown_fields:
             self._transcode = dataclasses.replace(self._transcode, ignore_unknown_fields=True)
         self.registry = DescriptorRegistry()
-        self._methods: dict[str, LocalMethod] = {}
+        self._methods: dict[str, RpcMethod] = {}
         bindings: list[Binding] = []
-        for impl in services:
-            for service in implemented_services(impl):
-                bindings.extend(self._add_service(service))
+        self.backend: Backend
+        if upstream is not None:
+            if services:
+                raise ValueError("Gateway: give services (in process) or upstream, not both")
+            target = Target.parse(upstream)
+            self.backend = UpstreamBackend(
+                Upstream(target, connect_timeout=self.options.connect_timeout)
+            )
+            for package in packages:
+                generated = GeneratedPackage.load(package)
+                for spec in generated.monitor.SERVICES:
+                    bindings.extend(self._add_service(generated, spec))
+        else:
+            local = self.backend = LocalBackend()
+            for impl in services:
+                for service in implemented_services(impl):
+                    bindings.extend(self._add_service(service.generated, service.spec))
+                    local.handlers.update(_local_handlers(service))
         self.router = Router(bindings)
 
-    def _add_service(self, service: ImplementedService) -> list[Binding]:
-        generated = service.generated
+    def _add_service(self, generated: GeneratedPackage, service: ServiceSpec) -> list[Binding]:
         self.registry.add_module(generated.monitor)
-        for spec in service.spec.methods:
-            self._methods[spec.grpc_path] = LocalMethod(
+        for spec in service.methods:
+            self._methods[spec.grpc_path] = RpcMethod(
                 spec=spec,
-                handler=service.handler(spec),
                 request_upb=self.registry.message_class(spec.request.proto_name),
                 response_upb=self.registry.message_class(spec.response.proto_name),
-                request_bp=spec.request.resolve(generated.package),
-                response_bp=spec.response.resolve(generated.package),
             )
         routes: tuple[Binding, ...] = generated.routes.BINDINGS
-        return [b for b in routes if b.service == service.spec.name]
+        return [b for b in routes if b.service == service.name]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await _lifespan(receive, send, self.backend.close)
             return
         if scope["type"] != "http":
             return
-        headers = [(b"x-request-id", _request_id(scope).encode("latin-1"))]
+        request_id = _request_id(scope)
+        headers = [(b"x-request-id", request_id.encode("latin-1"))]
         try:
             match = self.router.match(scope["method"], _raw_path(scope))
             call = _Call(self._methods[match.binding.grpc_path], match, scope, headers)
-            await self._serve(call, receive, send)
+            context = build_context(scope, self.options.deadline, request_id)
+            answer = await self.backend.call(call.method, self._requests(call, receive), context)
+            await self._respond(call, answer, send)
         except RpcError as err:
             await respond_error(send, err, headers)
         except ClientDisconnected:
@@ -137,23 +266,17 @@ class Gateway:
             logger.exception("gateway error on %s %s", scope["method"], scope["path"])
             await respond_error(send, RpcError(Code.INTERNAL, "internal error"), headers)
 
-    async def _serve(self, call: _Call, receive: Receive, send: Send) -> None:
-        requests = self._requests(call, receive)
-        method = call.method
+    async def _respond(self, call: _Call, answer: Answer, send: Send) -> None:
         try:
-            if method.client_streaming:
-                result = method.handler(requests)
+            if call.method.server_streaming:
+                await self._stream(call, answer, send)
             else:
-                result = method.handler(await anext(requests))
-            if method.server_streaming:
-                await self._stream(call, result, send)
-            else:
-                await self._unary(call, await result, send)
-        except grpclib.exceptions.GRPCError as err:
-            raise _from_grpc(err) from None
+                await self._unary(call, answer, send)
+        finally:
+            await answer.close()
 
-    async def _requests(self, call: _Call, receive: Receive) -> AsyncIterator[Any]:
-        """The request message(s) as betterproto objects: one, or one per NDJSON body line."""
+    async def _requests(self, call: _Call, receive: Receive) -> AsyncIterator[Message]:
+        """The request message(s): one, or one per NDJSON body line."""
         options = self._transcode
         if not call.method.client_streaming:
             body = await read_body(receive, options.max_body_bytes)
@@ -162,12 +285,12 @@ class Gateway:
         async for line in _lines(receive, options.max_body_bytes):
             yield self._request(call, line)
 
-    def _request(self, call: _Call, body: bytes) -> Any:
+    def _request(self, call: _Call, body: bytes) -> Message:
         scope, method = call.scope, call.method
         content_type = header(scope, b"content-type")
         if method.client_streaming:
             content_type = _line_content_type(content_type)
-        message = build_request(
+        message: Message = build_request(
             method.request_upb,
             call.match.binding,
             call.match.params,
@@ -176,36 +299,39 @@ class Gateway:
             content_type,
             self._transcode,
         )
-        return to_betterproto(message, method.request_bp)
+        return message
 
-    async def _unary(self, call: _Call, response: Any, send: Send) -> None:
-        message = from_betterproto(response, call.method.response_upb)
+    async def _unary(self, call: _Call, answer: Answer, send: Send) -> None:
+        # Read to the end: an upstream reports its status after the message.
+        messages = [message async for message in answer.messages()]
+        if len(messages) != 1:
+            raise RpcError(Code.INTERNAL, f"the call answered {len(messages)} messages, not 1")
+        message = messages[0]
+        headers = [*call.headers, *answer.headers]
         if message.DESCRIPTOR.full_name == HTTP_BODY:
-            content_type = (message.content_type or "application/octet-stream").encode("latin-1")
-            await respond(send, 200, message.data, call.headers, content_type)
+            body: Any = message
+            content_type = (body.content_type or "application/octet-stream").encode("latin-1")
+            await respond(send, 200, body.data, headers, content_type)
             return
-        await respond(send, 200, self._json(message, call.match.binding), call.headers)
+        await respond(send, 200, self._json(message, call.match.binding), headers)
 
-    async def _stream(self, call: _Call, results: AsyncIterator[Any], send: Send) -> None:
+    async def _stream(self, call: _Call, answer: Answer, send: Send) -> None:
         """NDJSON `{"result": …}` lines, or Server-Sent Events when the client asks for them.
 
         An error before the first message is an ordinary error response with its HTTP status;
         after it, a final `{"error": <Status>}` line ends the stream.
         """
-        iterator = aiter(results)
-        first = await anext(iterator, None)
+        iterator = answer.messages()
+        item = await anext(iterator, None)
         sse = wants_event_stream(header(call.scope, b"accept"))
-        await start(send, 200, EVENT_STREAM if sse else NDJSON, call.headers)
-        item = first
+        await start(send, 200, EVENT_STREAM if sse else NDJSON, [*call.headers, *answer.headers])
         try:
             while item is not None:
-                message = from_betterproto(item, call.method.response_upb)
                 await _send_chunk(
-                    send, b'{"result":' + self._json(message, call.match.binding) + b"}", sse
+                    send, b'{"result":' + self._json(item, call.match.binding) + b"}", sse
                 )
                 item = await anext(iterator, None)
-        except grpclib.exceptions.GRPCError as err:
-            error = _from_grpc(err)
+        except RpcError as error:
             await _send_chunk(
                 send, b'{"error":' + status_json(error.code, error.message) + b"}", sse
             )
@@ -269,14 +395,20 @@ def _line_content_type(content_type: str | None) -> str | None:
     return content_type
 
 
-def _from_grpc(err: grpclib.exceptions.GRPCError) -> RpcError:
-    code = Code(err.status.value)
-    return RpcError(code, err.message or code.name)
+def _local_handlers(service: ImplementedService) -> dict[str, LocalHandler]:
+    package = service.generated.package
+    return {
+        spec.grpc_path: LocalHandler(
+            service.handler(spec), spec.request.resolve(package), spec.response.resolve(package)
+        )
+        for spec in service.spec.methods
+    }
 
 
 def _request_id(scope: Scope) -> str:
     given = header(scope, b"x-request-id")
-    if given and len(given) <= 128 and given.isprintable():
+    # Printable ASCII: the id is echoed as a header and sent upstream as metadata.
+    if given and len(given) <= 128 and given.isascii() and given.isprintable():
         return given
     return str(uuid.uuid4())
 
@@ -311,11 +443,12 @@ def _percent_decode(raw: str) -> str:
     return urllib.parse.unquote(raw.encode("latin-1").decode("utf-8", "replace"))
 
 
-async def _lifespan(receive: Receive, send: Send) -> None:
+async def _lifespan(receive: Receive, send: Send, shutdown: Callable[[], None]) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
+            shutdown()
             await send({"type": "lifespan.shutdown.complete"})
             return

@@ -1,0 +1,409 @@
+"""Proxy mode end to end: `Gateway(upstream=…)` in front of a real grpclib server on loopback.
+
+The server hosts the recording example Bookstore (tests/proxy_fixtures.py); requests go through
+the gateway's ASGI interface, the call over HTTP/2 as wire bytes. Rows of the in-process
+conformance tables run here too, where the server sees what an in-process handler would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import Iterator, MutableMapping
+from types import ModuleType
+from typing import Any
+
+import pytest
+from grpclib.metadata import encode_metadata
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from protoc_gen_restmon.runtime.gateway import Gateway, GatewayOptions
+from protoc_gen_restmon.runtime.status import Code, RpcError
+from protoc_gen_restmon.runtime.upstream import Target, build_context, decode_timeout
+from tests.gateway_fixtures import (
+    DUNE,
+    JSON,
+    UUID,
+    Served,
+    asgi_call,
+    assert_answered,
+    assert_status_body,
+)
+from tests.proxy_fixtures import (
+    SERVED_BY,
+    RunningUpstream,
+    free_port,
+    make_proxy_service,
+    proxy_call,
+    running_upstream,
+)
+from tests.test_gateway_conformance import QUERY
+from tests.test_gateway_conformance_body import BODIES
+from tests.test_gateway_conformance_response import CODES, STREAMS
+
+
+@pytest.fixture(name="upstream")
+def fixture_upstream(bookstore_pb: ModuleType) -> Iterator[RunningUpstream]:
+    with running_upstream(make_proxy_service(bookstore_pb)) as upstream:
+        yield upstream
+
+
+def proxy(pb: ModuleType, upstream: RunningUpstream, **options: Any) -> Served:
+    gateway = Gateway(upstream=upstream.address, packages=[pb], options=GatewayOptions(**options))
+    return Served(gateway, upstream.service)
+
+
+@pytest.fixture(name="proxied")
+def fixture_proxied(bookstore_pb: ModuleType, upstream: RunningUpstream) -> Served:
+    return proxy(bookstore_pb, upstream)
+
+
+# --- Calls ---
+
+
+def test_proxy_unary_get(proxied: Served) -> None:
+    reply = proxy_call(proxied.gateway, "GET", f"/v1/{DUNE}")
+    assert reply.status == 200
+    assert reply.json()["title"] == "Dune"
+    assert proxied.requests() == [("get_book", {"name": DUNE})]
+
+
+def test_proxy_post_with_body(proxied: Served) -> None:
+    reply = proxy_call(
+        proxied.gateway,
+        "POST",
+        "/v1/shelves?shelf_id=poetry",
+        headers=JSON,
+        body=b'{"displayName":"Poetry"}',
+    )
+    assert reply.status == 200, reply.body
+    shelf = reply.json()
+    assert (shelf["name"], shelf["displayName"]) == ("shelves/poetry", "Poetry")
+
+
+def test_proxy_packages_by_dotted_name(bookstore_pb: ModuleType, upstream: RunningUpstream) -> None:
+    gateway = Gateway(upstream=upstream.address, packages=[bookstore_pb.__name__])
+    assert proxy_call(gateway, "GET", "/v1/shelves/fiction").json()["name"] == "shelves/fiction"
+
+
+def test_proxy_service_error_is_its_status(proxied: Served) -> None:
+    reply = proxy_call(proxied.gateway, "GET", "/v1/shelves/nowhere")
+    assert_status_body(reply, 404, 5, "shelves/nowhere not found")
+
+
+def test_proxy_route_miss_never_calls_upstream(proxied: Served) -> None:
+    reply = proxy_call(proxied.gateway, "GET", "/v2/nothing")
+    assert_status_body(reply, 404, 5)
+    assert proxied.requests() == []
+
+
+def test_proxy_bad_request_is_400_before_the_call(proxied: Served) -> None:
+    reply = proxy_call(proxied.gateway, "GET", "/v1/shelves/fiction/books?page_size=x")
+    assert_status_body(reply, 400, 3, "page_size")
+    assert proxied.requests() == []
+
+
+def test_proxy_server_stream_is_ndjson(proxied: Served) -> None:
+    reply = proxy_call(proxied.gateway, "GET", "/v1/shelves/fiction:watch")
+    assert reply.header("content-type") == "application/x-ndjson"
+    [line] = reply.lines()
+    assert line["result"]["bookAdded"]["name"] == DUNE
+
+
+def test_proxy_client_stream_from_ndjson(proxied: Served) -> None:
+    body = b'{"name":"shelves/fiction/books/a"}\n{"name":"shelves/fiction/books/b"}\n'
+    reply = proxy_call(
+        proxied.gateway,
+        "POST",
+        "/v1/books:import",
+        headers=[("content-type", "application/x-ndjson")],
+        body=body,
+    )
+    assert reply.status == 200, reply.body
+    assert reply.json()["importedCount"] == 2
+
+
+def test_proxy_reuses_one_channel_per_loop(proxied: Served) -> None:
+    async def twice() -> list[int]:
+        first = await asgi_call(proxied.gateway, "GET", "/v1/shelves/fiction")
+        second = await asgi_call(proxied.gateway, "GET", "/v1/shelves/fiction")
+        proxied.gateway.backend.close()
+        return [first.status, second.status]
+
+    channels: list[Any] = []
+    original = type(proxied.gateway.backend).call
+
+    async def spy(self: Any, *args: Any) -> Any:
+        channels.append(await self.upstream.channel())
+        return await original(self, *args)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(type(proxied.gateway.backend), "call", spy)
+        assert asyncio.run(twice()) == [200, 200]
+    assert len(channels) == 2 and channels[0] is channels[1]
+
+
+def test_proxy_lifespan_shutdown_closes_the_channel(proxied: Served) -> None:
+    async def scenario() -> list[str]:
+        await asgi_call(proxied.gateway, "GET", "/v1/shelves/fiction")
+        incoming = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+        sent: list[str] = []
+
+        async def receive() -> dict[str, Any]:
+            return incoming.pop(0)
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            sent.append(message["type"])
+
+        await proxied.gateway({"type": "lifespan"}, receive, send)
+        return sent
+
+    assert asyncio.run(scenario()) == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert proxied.gateway.backend.upstream._channel is None  # type: ignore[attr-defined]
+
+
+# --- Failures ---
+
+
+def test_proxy_upstream_down_is_503_quickly(bookstore_pb: ModuleType) -> None:
+    gateway = Gateway(upstream=f"127.0.0.1:{free_port()}", packages=[bookstore_pb])
+    began = time.monotonic()
+    reply = proxy_call(gateway, "GET", "/v1/shelves/fiction")
+    assert time.monotonic() - began < 2
+    assert_status_body(reply, 503, 14, "unavailable")
+
+
+def test_proxy_default_deadline_is_504(bookstore_pb: ModuleType, upstream: RunningUpstream) -> None:
+    served = proxy(bookstore_pb, upstream, deadline=0.3)
+    began = time.monotonic()
+    reply = proxy_call(served.gateway, "GET", "/v1/shelves/slow")
+    assert 0.25 < time.monotonic() - began < 2
+    assert_status_body(reply, 504, 4, "deadline")
+
+
+def test_proxy_grpc_timeout_header_sets_the_deadline(proxied: Served) -> None:
+    began = time.monotonic()
+    reply = proxy_call(
+        proxied.gateway, "GET", "/v1/shelves/slow", headers=[("grpc-timeout", "200m")]
+    )
+    assert time.monotonic() - began < 2
+    assert_status_body(reply, 504, 4)
+
+
+BAD_TIMEOUTS = [
+    pytest.param("1s", id="lower-case-seconds"),
+    pytest.param("S", id="no-digits"),
+    pytest.param("123456789S", id="nine-digits"),
+    pytest.param("1.5S", id="fraction"),
+    pytest.param("-1S", id="negative"),
+    pytest.param("", id="empty"),
+]
+
+
+@pytest.mark.parametrize("value", BAD_TIMEOUTS)
+def test_proxy_malformed_grpc_timeout_is_400(proxied: Served, value: str) -> None:
+    reply = proxy_call(
+        proxied.gateway, "GET", "/v1/shelves/fiction", headers=[("grpc-timeout", value)]
+    )
+    assert_status_body(reply, 400, 3, "Grpc-Timeout")
+    assert proxied.requests() == []
+
+
+TIMEOUTS = [
+    pytest.param("1S", 1.0, id="seconds"),
+    pytest.param("500m", 0.5, id="milliseconds"),
+    pytest.param("2M", 120.0, id="minutes"),
+    pytest.param("1H", 3600.0, id="hours"),
+    pytest.param("250u", 0.00025, id="microseconds"),
+    pytest.param("99999999n", 0.099999999, id="eight-digit-nanoseconds"),
+]
+
+
+@pytest.mark.parametrize(("value", "seconds"), TIMEOUTS)
+def test_decode_timeout_units(value: str, seconds: float) -> None:
+    assert decode_timeout(value) == pytest.approx(seconds)
+
+
+# --- Headers and metadata (http-transcoding.md §6) ---
+
+
+def test_proxy_forwards_headers_as_metadata(proxied: Served, upstream: RunningUpstream) -> None:
+    headers = [
+        ("authorization", "Bearer t0ken"),
+        ("x-api-key", "k-1"),
+        ("x-request-id", "req-42"),
+        ("grpc-metadata-trace-id", "abc"),
+        ("grpc-metadata-blob-bin", base64.b64encode(b"\x00\xff").decode().rstrip("=")),
+        ("cookie", "session=secret"),
+    ]
+    reply = proxy_call(proxied.gateway, "GET", "/v1/shelves/fiction", headers=headers)
+    assert reply.status == 200
+    [(method, metadata)] = upstream.metadata
+    assert method == "/bookstore.v1.BookstoreService/GetShelf"
+    assert metadata == {
+        "authorization": "Bearer t0ken",
+        "x-api-key": "k-1",
+        "x-request-id": "req-42",
+        "trace-id": "abc",
+        "blob-bin": b"\x00\xff",
+    }
+
+
+SKIPPED_METADATA = [
+    pytest.param("grpc-metadata-grpc-status", "0", id="reserved-grpc-prefix"),
+    pytest.param("grpc-metadata-content-type", "text/plain", id="reserved-content-type"),
+    pytest.param("grpc-metadata-blob-bin", "not base64!", id="bin-not-base64"),
+    pytest.param("grpc-metadata-", "x", id="empty-key"),
+    pytest.param("x-forwarded-host", "evil", id="not-forwarded"),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), SKIPPED_METADATA)
+def test_proxy_skips_headers_gRPC_cannot_carry(
+    proxied: Served, upstream: RunningUpstream, name: str, value: str
+) -> None:
+    reply = proxy_call(proxied.gateway, "GET", "/v1/shelves/fiction", headers=[(name, value)])
+    assert reply.status == 200
+    [(_, metadata)] = upstream.metadata
+    assert set(metadata) == {"x-request-id"}
+
+
+def test_proxy_forwards_the_generated_request_id(
+    proxied: Served, upstream: RunningUpstream
+) -> None:
+    reply = proxy_call(proxied.gateway, "GET", "/v1/shelves/fiction")
+    [(_, metadata)] = upstream.metadata
+    assert UUID.fullmatch(metadata["x-request-id"])
+    assert reply.header("x-request-id") == metadata["x-request-id"]
+
+
+BAD_METADATA = [
+    pytest.param("grpc-metadata-note", "a\r\nx-injected: 1", id="crlf"),
+    pytest.param("grpc-metadata-note", "a\nb", id="lf"),
+    pytest.param("grpc-metadata-note", "caf\u00e9", id="non-ascii"),
+    pytest.param("authorization", "Bearer \u00e9", id="non-ascii-authorization"),
+    pytest.param("x-api-key", "k\x00", id="control-character"),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), BAD_METADATA)
+def test_proxy_refuses_unsafe_metadata_values(
+    proxied: Served, upstream: RunningUpstream, name: str, value: str
+) -> None:
+    reply = proxy_call(proxied.gateway, "GET", "/v1/shelves/fiction", headers=[(name, value)])
+    assert_status_body(reply, 400, 3, name)
+    assert upstream.metadata == []
+
+
+def test_proxy_replaces_a_non_ascii_request_id(proxied: Served, upstream: RunningUpstream) -> None:
+    reply = proxy_call(
+        proxied.gateway, "GET", "/v1/shelves/fiction", headers=[("x-request-id", "caf\u00e9")]
+    )
+    assert reply.status == 200
+    [(_, metadata)] = upstream.metadata
+    assert UUID.fullmatch(metadata["x-request-id"])
+
+
+def test_proxy_returns_response_metadata_as_headers(proxied: Served) -> None:
+    reply = proxy_call(proxied.gateway, "GET", "/v1/shelves/fiction")
+    assert reply.header(f"grpc-metadata-{SERVED_BY[0]}") == SERVED_BY[1]
+    assert UUID.fullmatch(reply.header("x-request-id") or "")
+
+
+def test_proxy_stream_returns_response_metadata_as_headers(proxied: Served) -> None:
+    reply = proxy_call(proxied.gateway, "GET", "/v1/shelves/fiction:watch")
+    assert reply.header(f"grpc-metadata-{SERVED_BY[0]}") == SERVED_BY[1]
+
+
+HEADER_TEXT = st.text(st.characters(max_codepoint=0xFF), max_size=20)
+HEADER_NAMES = st.one_of(
+    st.sampled_from(["authorization", "x-api-key", "x-request-id", "cookie", "grpc-timeout"]),
+    st.builds(lambda key: "grpc-metadata-" + key, HEADER_TEXT),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(HEADER_NAMES, HEADER_TEXT), max_size=6))
+def test_build_context_sends_only_valid_metadata_or_refuses(
+    headers: list[tuple[str, str]],
+) -> None:
+    scope = {"headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]}
+    try:
+        context = build_context(scope, 30.0, "req-1")
+    except RpcError as err:
+        assert err.code == Code.INVALID_ARGUMENT and err.status == 400
+        return
+    encode_metadata(context.metadata)  # grpclib's own check: raises on anything unsendable
+    for key, value in context.metadata:
+        assert "\r" not in key and "\n" not in key
+        assert isinstance(value, bytes) or ("\r" not in value and "\n" not in value)
+
+
+TARGETS = [
+    pytest.param("localhost:50051", Target("localhost", 50051), id="host"),
+    pytest.param("[::1]:8443", Target("::1", 8443), id="ipv6"),
+]
+
+
+@pytest.mark.parametrize(("address", "target"), TARGETS)
+def test_target_parse(address: str, target: Target) -> None:
+    assert Target.parse(address) == target
+
+
+@pytest.mark.parametrize("address", ["localhost", ":80", "host:port"])
+def test_target_parse_refuses_addresses_without_port(address: str) -> None:
+    with pytest.raises(ValueError, match="expected host:port"):
+        Target.parse(address)
+
+
+# --- In-process conformance rows, in proxy mode ---
+
+# Failures the server itself writes differently: an exception becomes UNKNOWN (grpclib's
+# server), a code outside google.rpc.Code cannot be sent, and OK carries no message.
+PROXY_CODES = [row for row in CODES if row.id not in {"0-OK", "99-other"}]
+PROXY_STREAMS = [row for row in STREAMS if "exception" not in str(row.id)]
+PROXY_BODIES = BODIES[::4]
+
+
+@pytest.mark.parametrize(("target", "request_dict"), QUERY[::3])
+def test_proxy_query_parameters_fill_the_request(
+    proxied: Served, target: str, request_dict: dict[str, Any]
+) -> None:
+    reply = proxy_call(proxied.gateway, "GET", target)
+    [(handler, got)] = proxied.requests()
+    bound = {"list_shelves": {}, "list_books": {"parent": "shelves/fiction"}}[handler]
+    assert got == {**bound, **request_dict}
+    assert reply.status == 200
+
+
+@pytest.mark.parametrize(("method", "target", "headers", "body", "received"), PROXY_BODIES)
+def test_proxy_body_fills_the_request(
+    proxied: Served,
+    method: str,
+    target: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    received: tuple[str, dict[str, Any]],
+) -> None:
+    reply = proxy_call(proxied.gateway, method, target, headers=headers, body=body)
+    assert proxied.requests() == [received]
+    assert_answered(reply, 200)
+
+
+@pytest.mark.parametrize(("code", "http_status"), PROXY_CODES)
+def test_proxy_grpc_codes_map_to_http_statuses(
+    proxied: Served, code: int, http_status: int
+) -> None:
+    reply = proxy_call(proxied.gateway, "GET", f"/v1/shelves/fail-{code}")
+    assert_status_body(reply, http_status, code)
+    assert reply.json()["message"] == f"injected failure with code {code}"
+
+
+@pytest.mark.parametrize(("target", "headers", "decode", "expected"), PROXY_STREAMS)
+def test_proxy_server_streams_are_ndjson_or_sse(
+    proxied: Served, target: str, headers: list[tuple[str, str]], decode: Any, expected: Any
+) -> None:
+    reply = proxy_call(proxied.gateway, "GET", target, headers=headers)
+    assert decode(reply) == expected
