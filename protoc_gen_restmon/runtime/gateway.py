@@ -139,12 +139,11 @@ class LocalBackend:
         self, method: RpcMethod, requests: AsyncIterator[Message], context: CallContext
     ) -> Answer:
         local = self.handlers[method.spec.grpc_path]
-        converted = (to_betterproto(m, local.request_bp) async for m in requests)
         try:
             if method.client_streaming:
-                result = local.handler(converted)
+                result = local.handler(to_betterproto(m, local.request_bp) async for m in requests)
             else:
-                result = local.handler(await anext(converted))
+                result = local.handler(to_betterproto(await _only(requests), local.request_bp))
             if not method.server_streaming:
                 result = await result
         except grpclib.exceptions.GRPCError as err:
@@ -165,12 +164,21 @@ class UpstreamBackend:
         self, method: RpcMethod, requests: AsyncIterator[Message], context: CallContext
     ) -> Answer:
         if not method.client_streaming:  # a bad request is a 400 before any connection
-            first = await anext(requests)
-            requests = _one(first)
+            requests = _one(await _only(requests))
         return await self.upstream.call(method, requests, context)
 
     def close(self) -> None:
         self.upstream.close()
+
+
+async def _only(requests: AsyncIterator[Message]) -> Message:
+    """The one request of a unary call; the generator is closed here, not left to the event
+    loop's finalizer (which would schedule a task per request)."""
+    message = await anext(requests)
+    aclose = getattr(requests, "aclose", None)
+    if aclose is not None:
+        await aclose()
+    return message
 
 
 async def _one(message: Message) -> AsyncIterator[Message]:
