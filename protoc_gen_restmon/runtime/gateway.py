@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
@@ -35,6 +36,7 @@ from protoc_gen_restmon.runtime.http import (
 )
 from protoc_gen_restmon.runtime.json_mapping import JsonOptions
 from protoc_gen_restmon.runtime.json_write import to_json
+from protoc_gen_restmon.runtime.observe import NO_OBSERVER, CallInfo, Observation, Observer
 from protoc_gen_restmon.runtime.registry import DescriptorRegistry
 from protoc_gen_restmon.runtime.router import RouteMatch, Router
 from protoc_gen_restmon.runtime.services import (
@@ -212,8 +214,10 @@ class Gateway:
         upstream: str | None = None,
         packages: Sequence[ModuleType | str] = (),
         options: GatewayOptions | None = None,
+        monitor: Observer | None = None,
     ):
         self.options = options or GatewayOptions()
+        self.monitor: Observer = monitor if monitor is not None else NO_OBSERVER
         # Request bodies are parsed by transcode: JsonOptions' parsing switch applies there too.
         self._transcode = self.options.transcode
         if self.options.json.ignore_unknown_fields:
@@ -260,26 +264,38 @@ class Gateway:
             return
         request_id = _request_id(scope)
         headers = [(b"x-request-id", request_id.encode("latin-1"))]
+        observation: Observation | None = None
+        code, message = Code.OK, ""
         try:
             match = self.router.match(scope["method"], _raw_path(scope))
             call = _Call(self._methods[match.binding.grpc_path], match, scope, headers)
+            observation = self.monitor.begin(_call_info(scope, call.method, request_id))
             context = build_context(scope, self.options.deadline, request_id)
             answer = await self.backend.call(call.method, self._requests(call, receive), context)
-            await self._respond(call, answer, send)
+            code, message = await self._respond(call, answer, send)
         except RpcError as err:
+            code, message = err.code, err.message
             await respond_error(send, err, headers)
         except ClientDisconnected:
-            return
+            code, message = Code.CANCELLED, "the HTTP client went away"
+        except asyncio.CancelledError:
+            code, message = Code.CANCELLED, "the HTTP request was cancelled"
+            raise
         except Exception:
             logger.exception("gateway error on %s %s", scope["method"], scope["path"])
+            code, message = Code.INTERNAL, "internal error"
             await respond_error(send, RpcError(Code.INTERNAL, "internal error"), headers)
+        finally:
+            if observation is not None:
+                observation.finish(code, message)
 
-    async def _respond(self, call: _Call, answer: Answer, send: Send) -> None:
+    async def _respond(self, call: _Call, answer: Answer, send: Send) -> tuple[Code, str]:
+        """Send the answer; the call's final code and message (a stream may end in an error)."""
         try:
             if call.method.server_streaming:
-                await self._stream(call, answer, send)
-            else:
-                await self._unary(call, answer, send)
+                return await self._stream(call, answer, send)
+            await self._unary(call, answer, send)
+            return Code.OK, ""
         finally:
             await answer.close()
 
@@ -323,7 +339,7 @@ class Gateway:
             return
         await respond(send, 200, self._json(message, call.match.binding), headers)
 
-    async def _stream(self, call: _Call, answer: Answer, send: Send) -> None:
+    async def _stream(self, call: _Call, answer: Answer, send: Send) -> tuple[Code, str]:
         """NDJSON `{"result": …}` lines, or Server-Sent Events when the client asks for them.
 
         An error before the first message is an ordinary error response with its HTTP status;
@@ -333,6 +349,7 @@ class Gateway:
         item = await anext(iterator, None)
         sse = wants_event_stream(header(call.scope, b"accept"))
         await start(send, 200, EVENT_STREAM if sse else NDJSON, [*call.headers, *answer.headers])
+        code, message = Code.OK, ""
         try:
             while item is not None:
                 await _send_chunk(
@@ -340,15 +357,14 @@ class Gateway:
                 )
                 item = await anext(iterator, None)
         except RpcError as error:
-            await _send_chunk(
-                send, b'{"error":' + status_json(error.code, error.message) + b"}", sse
-            )
+            code, message = error.code, error.message
+            await _send_chunk(send, b'{"error":' + status_json(code, message) + b"}", sse)
         except Exception:
             logger.exception("stream failed on %s", call.scope["path"])
-            await _send_chunk(
-                send, b'{"error":' + status_json(Code.INTERNAL, "internal error") + b"}", sse
-            )
+            code, message = Code.INTERNAL, "internal error"
+            await _send_chunk(send, b'{"error":' + status_json(code, message) + b"}", sse)
         await send({"type": "http.response.body", "body": b""})
+        return code, message
 
     def _json(self, message: Any, binding: Binding) -> bytes:
         if binding.response_body is None:
@@ -411,6 +427,26 @@ def _local_handlers(service: ImplementedService) -> dict[str, LocalHandler]:
         )
         for spec in service.spec.methods
     }
+
+
+def _call_info(scope: Scope, method: RpcMethod, request_id: str) -> CallInfo:
+    client = scope.get("client") or ("", 0)
+    service = method.spec.grpc_path[1:].rpartition("/")[0]
+    return CallInfo(
+        service=service,
+        method=method.spec.name,
+        transport="http",
+        request_id=request_id,
+        peer=f"{client[0]}:{client[1]}" if client[0] else "",
+        client_ip=str(client[0] or ""),
+        user_agent=header(scope, b"user-agent") or "",
+        http_method=str(scope["method"]),
+        http_path=str(scope["path"]),
+        metadata=tuple(
+            (name.decode("latin-1").lower(), value.decode("latin-1"))
+            for name, value in scope.get("headers", ())
+        ),
+    )
 
 
 def _request_id(scope: Scope) -> str:

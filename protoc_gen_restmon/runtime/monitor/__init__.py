@@ -1,0 +1,1 @@
+"""Monitoring: call records, API keys, the stores behind them, and the admin API."""

@@ -1,0 +1,59 @@
+"""What the gateway tells an observer (the monitor) about each call it serves.
+
+The gateway knows nothing of stores or keys: it describes a call (`CallInfo`), asks the
+observer to begin it (which may refuse it with an `RpcError`, e.g. UNAUTHENTICATED for a
+missing API key), and reports how it ended. `NO_OBSERVER` does nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from protoc_gen_restmon.runtime.status import Code
+
+
+@dataclass(frozen=True, slots=True)
+class CallInfo:
+    """One call as it arrives, over gRPC or over the REST gateway."""
+
+    service: str  # full name, e.g. bookstore.v1.Bookstore
+    method: str  # e.g. GetBook
+    transport: str  # "grpc" | "http"
+    request_id: str
+    peer: str = ""  # the transport peer, "host:port"
+    client_ip: str = ""  # the peer's address, or the trusted X-Forwarded-For client
+    user_agent: str = ""
+    http_method: str = ""
+    http_path: str = ""
+    # Request metadata / headers, keys lower-case (x-api-key, authorization, …).
+    metadata: tuple[tuple[str, str], ...] = ()
+
+    def get(self, key: str) -> str | None:
+        for name, value in self.metadata:
+            if name == key:
+                return value
+        return None
+
+
+class Observation(Protocol):
+    """One call being observed; `finish` is called exactly once, however the call ends."""
+
+    def finish(self, code: Code, message: str = "") -> None: ...
+
+
+class Observer(Protocol):
+    def begin(self, info: CallInfo) -> Observation:
+        """Start observing a call; raise `RpcError` to refuse it (it is still recorded)."""
+        ...
+
+
+class _Nothing:
+    def begin(self, info: CallInfo) -> _Nothing:
+        return self
+
+    def finish(self, code: Code, message: str = "") -> None:
+        return None
+
+
+NO_OBSERVER: Observer = _Nothing()
