@@ -36,3 +36,8 @@ def pytest_report_header() -> str:
 # The example protos generated for the gateway tests (tests/gateway_fixtures.py): session
 # fixtures, so every module shares one generation instead of running its own.
 from tests.gateway_fixtures import fixture_bookstore_pb, fixture_configured_pb  # noqa: E402, F401
+
+# The monitor's stores: a throwaway PostgreSQL server (session) and a fresh store per test,
+# parametrized over SQLite and PostgreSQL (tests/monitor_fixtures.py).
+from tests.monitor_fixtures import postgres_databases, store, store_url  # noqa: E402, F401
+from tests.postgres_server import postgres  # noqa: E402, F401

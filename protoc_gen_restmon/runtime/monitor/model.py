@@ -7,7 +7,7 @@ API and the command line use nothing else. Times are aware UTC datetimes everywh
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -66,6 +66,8 @@ class CallRecord:
     http_path: str = ""
     peer: str = ""
     user_agent: str = ""
+    # Set by per-method hooks (e.g. ("tenant", "acme")); stored as a JSON object.
+    labels: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +76,7 @@ class KeyUse:
 
     api_key_id: int
     used_at: datetime
+    count: int = 1  # the writer folds many uses of one key into one KeyUse
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +143,32 @@ class RequestQuery:
 class Page:
     results: list[CallRecord]
     count: int  # total matching, not just this page
+
+
+def merge_calls(records: Iterable[CallRecord]) -> list[CallRecord]:
+    """One record per call_id: a final status wins over `pending` whatever the order, and the
+    first final wins over a later one (a finished call is never rewritten)."""
+    merged: dict[str, CallRecord] = {}
+    for record in records:
+        seen = merged.get(record.call_id)
+        if seen is None or seen.status is CallStatus.PENDING:
+            merged[record.call_id] = record
+    return list(merged.values())
+
+
+def fold_key_uses(uses: Iterable[KeyUse]) -> list[KeyUse]:
+    """One KeyUse per key: counts added, the latest `used_at` kept."""
+    folded: dict[int, KeyUse] = {}
+    for use in uses:
+        seen = folded.get(use.api_key_id)
+        if seen is not None:
+            use = KeyUse(use.api_key_id, max(use.used_at, seen.used_at), use.count + seen.count)
+        folded[use.api_key_id] = use
+    return list(folded.values())
+
+
+class StoreError(Exception):
+    """The store failed (unreachable, locked, full, …); the message says what and where."""
 
 
 class Store(Protocol):

@@ -1,0 +1,134 @@
+"""Rollups of the call log: per minute and per hour, per service and method.
+
+Each row holds counts (total, finished, successful, timed), the duration sum, min and max and a
+duration histogram (`histogram.py`). `write_batch` adds to the rows of both tables in the
+same transaction as the calls, so the statistics queries never read `calls`. A window
+[since, now] reads whole hours from `call_rollups_hour` and the minutes before the first whole
+hour from `call_rollups_minute`: at most 59 minute rows plus one hour row per hour, per method.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from protoc_gen_restmon.runtime.monitor.model import CallRecord, CallStatus
+from protoc_gen_restmon.runtime.monitor.stores import histogram
+from protoc_gen_restmon.runtime.monitor.stores.backend import Cursor, Dialect
+from protoc_gen_restmon.runtime.monitor.stores.rows import MICROS_PER_MINUTE, to_micros
+
+SUMS = ("total", "finished", "successful", "timed", "duration_sum", *histogram.COLUMNS)
+EXTREMES = ("duration_min", "duration_max")
+KEY = ("service_name", "method_name")
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    name: str
+    period: str  # the key column: minutes or hours since the epoch
+    minutes: int  # per period
+
+
+MINUTE = Table("call_rollups_minute", "minute", 1)
+HOUR = Table("call_rollups_hour", "hour", 60)
+TABLES = (MINUTE, HOUR)
+
+
+def since_minute(since: datetime) -> int:
+    """Windows start at the beginning of the minute `since` falls in (rollup granularity)."""
+    return to_micros(since) // MICROS_PER_MINUTE
+
+
+class Changes:
+    """What one batch adds to each (minute, service, method) rollup row."""
+
+    def __init__(self) -> None:
+        # (minute, service, method) -> [*SUMS, duration_min, duration_max]
+        self.rows: dict[tuple[int, str, str], list[Any]] = {}
+
+    def add(self, record: CallRecord, minute: int, *, new: bool) -> None:
+        """`record` was inserted (`new`) or turned a stored pending row final."""
+        key = (minute, record.service_name, record.method_name)
+        row = self.rows.get(key)
+        if row is None:
+            row = self.rows[key] = [0] * len(SUMS) + [None, None]
+        row[0] += new
+        if record.status is CallStatus.PENDING:
+            return
+        row[1] += 1
+        row[2] += record.status is CallStatus.SUCCESS
+        if record.duration_ms is not None:
+            _add_duration(row, record.duration_ms)
+
+    def params(self, table: Table) -> list[tuple[Any, ...]]:
+        """Parameters for `upsert_sql(table)`: the minute rows, merged per period."""
+        merged: dict[tuple[int, str, str], list[Any]] = {}
+        for (minute, service, method), row in self.rows.items():
+            key = (minute // table.minutes, service, method)
+            seen = merged.get(key)
+            merged[key] = list(row) if seen is None else _merge(seen, row)
+        return [(*key, *row) for key, row in merged.items()]
+
+
+def _add_duration(row: list[Any], duration: float) -> None:
+    row[3] += 1
+    row[4] += duration
+    row[5 + histogram.bucket_of(duration)] += 1
+    row[-2] = duration if row[-2] is None else min(row[-2], duration)
+    row[-1] = duration if row[-1] is None else max(row[-1], duration)
+
+
+def _merge(a: list[Any], b: list[Any]) -> list[Any]:
+    sums = [x + y for x, y in zip(a[: len(SUMS)], b[: len(SUMS)], strict=True)]
+    low = min((v for v in (a[-2], b[-2]) if v is not None), default=None)
+    high = max((v for v in (a[-1], b[-1]) if v is not None), default=None)
+    return [*sums, low, high]
+
+
+def upsert_sql(table: Table, dialect: Dialect) -> str:
+    columns = (table.period, *KEY, *SUMS, *EXTREMES)
+    added = ", ".join(f"{c} = {table.name}.{c} + excluded.{c}" for c in SUMS)
+    low = _combine(dialect.least, table.name, "duration_min")
+    high = _combine(dialect.greatest, table.name, "duration_max")
+    return (
+        f"INSERT INTO {table.name} ({', '.join(columns)})"
+        f" VALUES ({', '.join('?' * len(columns))})"
+        f" ON CONFLICT ({table.period}, {', '.join(KEY)}) DO UPDATE SET {added},"
+        f" duration_min = {low}, duration_max = {high}"
+    )
+
+
+def _combine(function: str, table: str, column: str) -> str:
+    """`function` of the stored and the new value, either of which may be NULL."""
+    old, new = f"{table}.{column}", f"excluded.{column}"
+    return f"{function}(coalesce({old}, {new}), coalesce({new}, {old}))"
+
+
+def write(cur: Cursor, dialect: Dialect, changes: Changes) -> None:
+    if changes.rows:
+        for table in TABLES:
+            cur.executemany(upsert_sql(table, dialect), changes.params(table))
+
+
+_WINDOW_COLUMNS = ", ".join((*KEY, *SUMS, *EXTREMES))
+
+
+def window(since: datetime) -> tuple[str, tuple[int, ...]]:
+    """A FROM clause (`rollups`, with columns KEY, SUMS and EXTREMES) covering the minutes
+    from `since`'s on, and its parameters."""
+    first_minute = since_minute(since)
+    first_hour = -(-first_minute // 60)  # the first hour that starts at or after `since`
+    sql = (
+        f"(SELECT {_WINDOW_COLUMNS} FROM {HOUR.name} WHERE hour >= ?"
+        f" UNION ALL SELECT {_WINDOW_COLUMNS} FROM {MINUTE.name}"
+        " WHERE minute >= ? AND minute < ?) AS rollups"
+    )
+    return sql, (first_hour, first_minute, first_hour * 60)
+
+
+def purge(cur: Cursor, when: datetime) -> None:
+    """Rollup rows whose period ends at or before the start of `when`'s minute."""
+    minute = since_minute(when)
+    cur.execute(f"DELETE FROM {MINUTE.name} WHERE minute < ?", (minute,))
+    cur.execute(f"DELETE FROM {HOUR.name} WHERE hour < ?", (minute // 60,))

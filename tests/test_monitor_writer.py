@@ -1,0 +1,228 @@
+"""The batch writer against real stores: batching, merging, drops, store outages, retention."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from protoc_gen_restmon.runtime.monitor.model import (
+    CallStatus,
+    KeyType,
+    KeyUse,
+    NewApiKey,
+    RequestQuery,
+    Store,
+    fold_key_uses,
+    merge_calls,
+)
+from protoc_gen_restmon.runtime.monitor.stores import SqlStore, sqlite_path
+from protoc_gen_restmon.runtime.monitor.stores.sqlite import SqliteBackend
+from protoc_gen_restmon.runtime.monitor.writer import BatchWriter
+from tests.monitor_fixtures import make_call
+from tests.postgres_server import PostgresServer
+
+NOW = datetime.now(timezone.utc)
+Outage = Callable[[], contextlib.AbstractContextManager[None]]
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.01)
+
+
+@contextlib.contextmanager
+def running(writer: BatchWriter) -> Iterator[BatchWriter]:
+    try:
+        yield writer
+    finally:
+        writer.close()
+
+
+def call_ids(store: Store) -> set[str]:
+    return {r.call_id for r in store.requests(RequestQuery(limit=1000)).results}
+
+
+# Merging (pure).
+
+WRITES = st.lists(st.tuples(st.sampled_from("abc"), st.sampled_from(list(CallStatus))), max_size=20)
+
+
+@given(WRITES)
+def test_merge_calls_keeps_first_final(writes: list[tuple[str, CallStatus]]) -> None:
+    records = [make_call(cid, status, request_id=str(n)) for n, (cid, status) in enumerate(writes)]
+    merged = {r.call_id: r for r in merge_calls(records)}
+    assert set(merged) == {cid for cid, _ in writes}
+    for cid, record in merged.items():
+        mine = [r for r in records if r.call_id == cid]
+        finals = [r for r in mine if r.status is not CallStatus.PENDING]
+        assert record == (finals[0] if finals else mine[-1])
+
+
+@given(st.lists(st.tuples(st.integers(1, 3), st.integers(0, 100), st.integers(1, 5))))
+def test_fold_key_uses_sums_counts(uses: list[tuple[int, int, int]]) -> None:
+    given_uses = [KeyUse(k, NOW + timedelta(seconds=s), c) for k, s, c in uses]
+    folded = {u.api_key_id: u for u in fold_key_uses(given_uses)}
+    for key_id, use in folded.items():
+        mine = [u for u in given_uses if u.api_key_id == key_id]
+        assert use.count == sum(u.count for u in mine)
+        assert use.used_at == max(u.used_at for u in mine)
+    assert set(folded) == {k for k, _, _ in uses}
+
+
+# Writing.
+
+
+def test_pending_and_final_are_written_as_one(store: Store) -> None:
+    with running(BatchWriter(store, flush_interval=0.01)) as writer:
+        for i in range(200):
+            writer.submit(make_call(f"c{i}", CallStatus.PENDING, created_at=NOW))
+            writer.submit(make_call(f"c{i}", CallStatus.SUCCESS, created_at=NOW))
+        assert writer.flush()
+        page = store.requests(RequestQuery(limit=1000))
+        assert page.count == 200
+        assert {r.status for r in page.results} == {CallStatus.SUCCESS}
+        assert writer.stats() == {
+            "recorded": 400,
+            "dropped": 0,
+            "lost": 0,
+            "store_errors": 0,
+            "last_error": "",
+            "queue_depth": 0,
+            "store_ok": True,
+        }
+
+
+def test_full_queue_drops_and_counts(store: Store) -> None:
+    # A batch larger than the queue and a long interval: the writer sleeps while we submit.
+    writer = BatchWriter(store, queue_size=100, batch_size=1000, flush_interval=60)
+    with running(writer):
+        accepted = [writer.submit(make_call(f"c{i}")) for i in range(250)]
+        assert (accepted.count(True), writer.dropped, writer.queue_depth) == (100, 150, 100)
+        assert writer.flush()
+        assert call_ids(store) == {f"c{i}" for i in range(100)}
+
+
+def test_key_uses_from_many_threads_are_exact(store: Store) -> None:
+    key = store.create_key(NewApiKey("k", KeyType.SERVICE, "h", "rm_a", "wxyz"))
+    threads, uses = 8, 500
+    times = [NOW + timedelta(seconds=t) for t in range(threads)]
+    with running(BatchWriter(store, flush_interval=0.005, batch_size=64)) as writer:
+
+        def hammer(t: int) -> None:
+            for _ in range(uses):
+                writer.use_key(KeyUse(key.id, times[t]))
+
+        workers = [threading.Thread(target=hammer, args=(t,)) for t in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        assert writer.flush()
+    found = store.key(key.id)
+    assert found is not None and (found.request_count, found.last_used_at) == (4000, max(times))
+
+
+def test_close_writes_what_is_queued(store: Store) -> None:
+    writer = BatchWriter(store, flush_interval=60, batch_size=1000)
+    writer.submit(make_call("last"))
+    writer.close()
+    assert call_ids(store) == {"last"}
+    assert not writer._thread.is_alive()
+    writer.close()  # a second close is harmless
+    writer.submit(make_call("after"))
+    assert (writer.flush(timeout=5), writer.queue_depth) == (False, 1)
+
+
+# Store outages.
+
+
+@pytest.fixture
+def outage(request: pytest.FixtureRequest, store_url: str) -> Outage:
+    """A context manager during which the store cannot be written: SQLite: another connection
+    holds the exclusive lock; PostgreSQL: the server is stopped."""
+    if store_url.startswith("sqlite"):
+        return lambda: _sqlite_locked(store_url)
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return lambda: _postgres_down(server)
+
+
+@contextlib.contextmanager
+def _sqlite_locked(url: str) -> Iterator[None]:
+    holder = sqlite3.connect(sqlite_path(url), isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        yield
+    finally:
+        holder.rollback()
+        holder.close()
+
+
+@contextlib.contextmanager
+def _postgres_down(server: PostgresServer) -> Iterator[None]:
+    server.stop()
+    try:
+        yield
+    finally:
+        server.start()
+
+
+@pytest.fixture
+def impatient_store(store: Store, store_url: str) -> Iterator[Store]:
+    """`store`, but SQLite waits only 50 ms for a lock (PostgreSQL fails fast when down)."""
+    if not store_url.startswith("sqlite"):
+        yield store
+        return
+    quick = SqlStore(SqliteBackend(sqlite_path(store_url), busy_timeout_ms=50))
+    try:
+        yield quick
+    finally:
+        quick.close()
+
+
+def test_outage_loses_counted_and_recovers(impatient_store: Store, outage: Outage) -> None:
+    writer = BatchWriter(impatient_store, flush_interval=0.01, max_retries=2, retry_backoff=0.01)
+    with running(writer):
+        with outage():
+            started = time.perf_counter()
+            accepted = [writer.submit(make_call(f"down{i}")) for i in range(50)]
+            submitting = time.perf_counter() - started
+            wait_until(lambda: writer.lost == 50)
+            assert all(accepted) and submitting < 0.5  # never waited for the store
+            assert not writer.store_ok and writer.store_errors >= 3 and writer.last_error
+        writer.submit(make_call("back"))
+        assert writer.flush()
+        assert writer.store_ok and writer.recorded == 1
+    assert call_ids(impatient_store) == {"back"}
+
+
+def test_short_outage_is_retried_without_loss(impatient_store: Store, outage: Outage) -> None:
+    writer = BatchWriter(impatient_store, flush_interval=0.01, max_retries=50, retry_backoff=0.02)
+    with running(writer):
+        with outage():
+            writer.submit(make_call("held"))
+            wait_until(lambda: writer.store_errors >= 1)
+        assert writer.flush()
+        assert (writer.lost, writer.recorded, writer.store_ok) == (0, 1, True)
+    assert call_ids(impatient_store) == {"held"}
+
+
+# Retention.
+
+
+def test_retention_purges_old_calls(store: Store) -> None:
+    old = [make_call(f"old{i}", created_at=NOW - timedelta(days=3)) for i in range(5)]
+    store.write_batch([*old, make_call("new", created_at=NOW)], [])
+    writer = BatchWriter(store, flush_interval=0.01, retention=timedelta(days=1))
+    with running(writer):
+        wait_until(lambda: writer.purged == 5)
+    assert call_ids(store) == {"new"}
