@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from betterproto.compile.naming import pythonize_class_name, pythonize_method_name
 from google.protobuf.descriptor_pb2 import FileDescriptorProto
 
 from protoc_gen_restmon.plugin.pysource import chunked_string, to_source
@@ -34,6 +35,23 @@ class DescriptorView:
 
 
 @dataclass(frozen=True, slots=True)
+class HookView:
+    rpc: str  # the RPC's name as a Python string literal: "GetBook"
+    py_name: str  # the hook method: get_book (betterproto's name for the service method)
+    grpc_path: str  # /bookstore.v1.BookstoreService/GetBook
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceMonitorView:
+    """The per-service hook class: `class BookstoreServiceMonitor(ServiceMonitor)`."""
+
+    class_name: str
+    service_name: str  # bookstore.v1.BookstoreService
+    index: int  # its position in SERVICES
+    hooks: tuple[HookView, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class MonitorView:
     package_name: str
     package: str
@@ -42,6 +60,8 @@ class MonitorView:
     files: str  # Python source of the FILES tuple
     services: str  # Python source of the SERVICES tuple
     descriptors: tuple[DescriptorView, ...]
+    has_services: bool  # the hooks module is imported only when there are hook classes
+    service_monitors: tuple[ServiceMonitorView, ...]
 
 
 def routes_view(
@@ -70,6 +90,24 @@ def monitor_view(
         files=to_source(tuple(f.name for f in files), prefix="FILES: tuple[str, ...] = "),
         services=to_source(services, prefix="SERVICES: tuple[ServiceSpec, ...] = "),
         descriptors=tuple(_descriptor_view(f) for f in embedded),
+        has_services=bool(services),
+        service_monitors=tuple(_service_monitor_view(i, s) for i, s in enumerate(services)),
+    )
+
+
+def _service_monitor_view(index: int, service: ServiceSpec) -> ServiceMonitorView:
+    return ServiceMonitorView(
+        class_name=pythonize_class_name(service.name.rpartition(".")[2]) + "Monitor",
+        service_name=service.name,
+        index=index,
+        hooks=tuple(
+            HookView(
+                rpc=to_source(method.name),
+                py_name=pythonize_method_name(method.name),
+                grpc_path=method.grpc_path,
+            )
+            for method in service.methods
+        ),
     )
 
 

@@ -1,0 +1,187 @@
+"""Monitoring a grpc.aio server: a ServerInterceptor wrapping each method handler's behaviour.
+
+The behaviour wrapper (not `intercept_service` itself) begins the call, because only the
+servicer context knows the peer and the deadline. Requests are passed through as they come:
+client streams are never buffered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import grpc  # type: ignore[import-untyped]
+import grpc.aio  # type: ignore[import-untyped]
+
+from protoc_gen_restmon.runtime.monitor.monitor import cancelled_call
+from protoc_gen_restmon.runtime.observe import CallInfo, Observation
+from protoc_gen_restmon.runtime.status import Code, RpcError
+
+if TYPE_CHECKING:
+    from protoc_gen_restmon.runtime.monitor.monitor import Monitor
+
+Behaviour = Callable[[Any, grpc.aio.ServicerContext], Any]
+
+STATUS_CODES: dict[int, grpc.StatusCode] = {code.value[0]: code for code in grpc.StatusCode}
+
+
+class MonitorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    def __init__(self, monitor: Monitor) -> None:
+        self._monitor = monitor
+        # path -> (the server's handler, our wrapper of it): servers return the same handler
+        # object for every call of a method, so each is wrapped once.
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None  # unknown method: grpc answers UNIMPLEMENTED
+        path: str = handler_call_details.method
+        known = self._wrapped.get(path)
+        if known is not None and known[0] is handler:
+            return known[1]
+        wrapped = _wrapped(handler, _Begin(self._monitor, path, _grpc_type(handler)))
+        self._wrapped[path] = (handler, wrapped)
+        return wrapped
+
+
+def _grpc_type(handler: grpc.RpcMethodHandler) -> str:
+    if handler.request_streaming:
+        return "bidi_stream" if handler.response_streaming else "client_stream"
+    return "server_stream" if handler.response_streaming else "unary"
+
+
+class _Begin:
+    """Begins one method's calls from their servicer context."""
+
+    def __init__(self, monitor: Monitor, path: str, grpc_type: str) -> None:
+        self.monitor = monitor
+        self.service, _, self.method = path[1:].rpartition("/")
+        self.grpc_type = grpc_type
+        monitor.add_method(path, grpc_type)
+
+    async def __call__(self, context: grpc.aio.ServicerContext) -> Observation:
+        try:
+            return self.monitor.begin(self._info(context), self.grpc_type)
+        except RpcError as err:
+            await context.abort(STATUS_CODES[int(err.code)], err.message)
+            raise  # not reached: abort raises
+
+    def _info(self, context: grpc.aio.ServicerContext) -> CallInfo:
+        metadata = tuple(
+            (key, value)
+            for key, value in context.invocation_metadata() or ()
+            if isinstance(value, str)
+        )
+        peer = _peer_address(context.peer() or "")
+        return CallInfo(
+            service=self.service,
+            method=self.method,
+            transport="grpc",
+            request_id=_first(metadata, "x-request-id"),
+            peer=peer,
+            client_ip=peer.rpartition(":")[0].strip("[]"),
+            user_agent=_first(metadata, "user-agent"),
+            metadata=metadata,
+        )
+
+
+def _first(metadata: tuple[tuple[str, str], ...], key: str) -> str:
+    return next((value for name, value in metadata if name == key), "")
+
+
+def _peer_address(peer: str) -> str:
+    """grpc's "ipv4:127.0.0.1:5000" / "ipv6:[::1]:5000" -> "127.0.0.1:5000" / "[::1]:5000"."""
+    scheme, _, address = peer.partition(":")
+    return address if scheme in ("ipv4", "ipv6") else peer
+
+
+def _wrapped(handler: grpc.RpcMethodHandler, begin: _Begin) -> grpc.RpcMethodHandler:
+    options = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(_unary(handler.unary_unary, begin), **options)
+    if handler.stream_unary is not None:
+        return grpc.stream_unary_rpc_method_handler(_unary(handler.stream_unary, begin), **options)
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(
+            _streaming(handler.unary_stream, begin), **options
+        )
+    return grpc.stream_stream_rpc_method_handler(
+        _streaming(handler.stream_stream, begin), **options
+    )
+
+
+def _unary(inner: Behaviour, begin: _Begin) -> Behaviour:
+    async def behaviour(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        observation = await begin(context)
+        code, message = Code.OK, ""
+        try:
+            result = inner(request, context)
+            if inspect.isawaitable(result):
+                result = await result
+            code, message = _set_status(context)
+            return result
+        except BaseException as err:
+            code, message = _failure(err, context)
+            raise
+        finally:
+            observation.finish(code, message)
+
+    return behaviour
+
+
+def _streaming(inner: Behaviour, begin: _Begin) -> Behaviour:
+    async def behaviour(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        observation = await begin(context)
+        code, message = Code.OK, ""
+        try:
+            async for response in _responses(inner(request, context)):
+                yield response
+            code, message = _set_status(context)
+        except BaseException as err:
+            code, message = _failure(err, context)
+            raise
+        finally:
+            observation.finish(code, message)
+
+    return behaviour
+
+
+async def _responses(result: Any) -> AsyncIterator[Any]:
+    """What a response-streaming behaviour returned: an async or sync iterator, or a
+    coroutine that writes with `context.write`."""
+    if hasattr(result, "__aiter__"):
+        async for response in result:
+            yield response
+    elif inspect.isawaitable(result):
+        await result
+    elif result is not None:
+        for response in result:
+            yield response
+
+
+def _set_status(context: grpc.aio.ServicerContext) -> tuple[Code, str]:
+    """The status a handler that returned normally set with `context.set_code`, if any."""
+    status = context.code()
+    if status is None:
+        return Code.OK, ""
+    value = status.value[0] if isinstance(status, grpc.StatusCode) else int(status)
+    return Code(value), context.details() or ""
+
+
+def _failure(err: BaseException, context: grpc.aio.ServicerContext) -> tuple[Code, str]:
+    if isinstance(err, grpc.aio.AbortError):
+        return _set_status(context)
+    if isinstance(err, asyncio.CancelledError):
+        return cancelled_call(context.time_remaining())
+    # grpc answers UNKNOWN with the exception's text; the record says the same.
+    return Code.UNKNOWN, f"{type(err).__name__}: {err}"

@@ -1,0 +1,164 @@
+"""Prometheus metrics of one Monitor: the usual gRPC server series and the writer's losses.
+
+Names follow go-grpc-prometheus / py-grpc-prometheus, so existing dashboards work:
+`grpc_server_started_total`, `grpc_server_handled_total` and `grpc_server_handling_seconds`.
+Every Monitor has its own registry: two monitors in one process never share counters.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from protoc_gen_restmon.runtime.specs import Cardinality
+from protoc_gen_restmon.runtime.status import Code
+
+GRPC_TYPES: dict[Cardinality, str] = {
+    Cardinality.UNARY_UNARY: "unary",
+    Cardinality.STREAM_UNARY: "client_stream",
+    Cardinality.UNARY_STREAM: "server_stream",
+    Cardinality.STREAM_STREAM: "bidi_stream",
+}
+
+# prometheus_client's default histogram buckets, in seconds (+Inf is implied).
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+_LABELS = ["grpc_type", "grpc_service", "grpc_method"]
+
+
+class MethodSeries:
+    """One method's counters and histogram.
+
+    Kept as plain numbers under one lock and turned into metric families only when scraped:
+    prometheus_client's labelled Counter and Histogram cost several µs per call on the hot
+    path, this costs well under one.
+    """
+
+    __slots__ = ("_lock", "buckets", "handled", "labels", "seconds_sum", "started")
+
+    def __init__(self, labels: tuple[str, str, str]) -> None:
+        self.labels = labels
+        self.started = 0
+        self.handled: dict[Code, int] = {}
+        self.buckets = [0] * (len(BUCKETS) + 1)  # per bucket, not cumulative; the last is +Inf
+        self.seconds_sum = 0.0
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        with self._lock:
+            self.started += 1
+
+    def finish(self, code: Code, seconds: float) -> None:
+        index = bisect.bisect_left(BUCKETS, seconds)  # the first bucket with seconds <= le
+        with self._lock:
+            self.handled[code] = self.handled.get(code, 0) + 1
+            self.buckets[index] += 1
+            self.seconds_sum += seconds
+
+    def snapshot(self) -> tuple[int, dict[Code, int], list[int], float]:
+        with self._lock:
+            return self.started, dict(self.handled), list(self.buckets), self.seconds_sum
+
+
+class MonitorMetrics:
+    """A registry per Monitor; `series(...)` is created once per method and cached."""
+
+    def __init__(self, writer_stats: Callable[[], Mapping[str, Any]]) -> None:
+        self._series: dict[tuple[str, str, str], MethodSeries] = {}
+        self._series_lock = threading.Lock()
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry.register(CallCollector(self))
+        self.registry.register(WriterCollector(writer_stats))
+
+    def series(self, grpc_type: str, service: str, method: str) -> MethodSeries:
+        key = (grpc_type, service, method)
+        found = self._series.get(key)
+        if found is None:
+            with self._series_lock:
+                found = self._series.setdefault(key, MethodSeries(key))
+        return found
+
+    def all_series(self) -> list[MethodSeries]:
+        with self._series_lock:
+            return sorted(self._series.values(), key=lambda s: s.labels)
+
+    def text(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class CallCollector(Collector):
+    """grpc_server_started_total, grpc_server_handled_total, grpc_server_handling_seconds."""
+
+    def __init__(self, metrics: MonitorMetrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        started = CounterMetricFamily(
+            "grpc_server_started_total", "RPCs started on the server.", labels=_LABELS
+        )
+        handled = CounterMetricFamily(
+            "grpc_server_handled_total",
+            "RPCs completed on the server, whatever their status.",
+            labels=[*_LABELS, "grpc_code"],
+        )
+        seconds = HistogramMetricFamily(
+            "grpc_server_handling_seconds",
+            "Time from the start of an RPC to its end, in seconds.",
+            labels=_LABELS,
+        )
+        for series in self._metrics.all_series():
+            labels = list(series.labels)
+            count, by_code, buckets, total = series.snapshot()
+            started.add_metric(labels, count)
+            for code, value in sorted(by_code.items()):
+                handled.add_metric([*labels, code.name], value)
+            seconds.add_metric(labels, _cumulative(buckets), sum_value=total)
+        yield from (started, handled, seconds)
+
+
+def _cumulative(buckets: list[int]) -> list[tuple[str, float]]:
+    bounds = [*(repr(b) for b in BUCKETS), "+Inf"]
+    found, running = [], 0
+    for bound, count in zip(bounds, buckets, strict=True):
+        running += count
+        found.append((bound, float(running)))
+    return found
+
+
+class WriterCollector(Collector):
+    """The batch writer's counters, read when scraped: records dropped (queue full), lost
+    (the store failed), recorded, and the queue depth."""
+
+    def __init__(self, stats: Callable[[], Mapping[str, Any]]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._stats()
+        counters = (
+            ("restmon_monitor_records_recorded", "Call records written to the store.", "recorded"),
+            ("restmon_monitor_records_dropped", "Call records dropped: queue full.", "dropped"),
+            ("restmon_monitor_records_lost", "Call records lost: the store failed.", "lost"),
+            ("restmon_monitor_store_errors", "Failed writes to the store.", "store_errors"),
+        )
+        for name, documentation, key in counters:
+            yield CounterMetricFamily(name, documentation, value=float(stats.get(key, 0)))
+        yield GaugeMetricFamily(
+            "restmon_monitor_queue_depth",
+            "Call records waiting to be written.",
+            value=float(stats.get("queue_depth", 0)),
+        )
+        yield GaugeMetricFamily(
+            "restmon_monitor_store_up",
+            "1 when the last write to the store succeeded.",
+            value=1.0 if stats.get("store_ok", True) else 0.0,
+        )
