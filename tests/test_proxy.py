@@ -248,7 +248,42 @@ def test_proxy_forwards_headers_as_metadata(proxied: Served, upstream: RunningUp
         "x-request-id": "req-42",
         "trace-id": "abc",
         "blob-bin": b"\x00\xff",
+        "x-forwarded-for": "127.0.0.1",
     }
+
+
+def test_proxy_appends_the_client_to_x_forwarded_for(
+    proxied: Served, upstream: RunningUpstream
+) -> None:
+    headers = [("x-forwarded-for", "203.0.113.7"), ("X-Forwarded-For", " 198.51.100.1 ")]
+    reply = proxy_call(proxied.gateway, "GET", "/v1/shelves/fiction", headers=headers)
+    assert reply.status == 200
+    [(_, metadata)] = upstream.metadata
+    assert metadata["x-forwarded-for"] == "203.0.113.7, 198.51.100.1, 127.0.0.1"
+
+
+def test_proxy_forwards_configured_headers(
+    bookstore_pb: ModuleType, upstream: RunningUpstream
+) -> None:
+    served = proxy(bookstore_pb, upstream, forward_headers=("X-Tenant", "x-trace"))
+    headers = [("x-tenant", "acme"), ("x-trace", "t-1"), ("x-other", "no")]
+    reply = proxy_call(served.gateway, "GET", "/v1/shelves/fiction", headers=headers)
+    assert reply.status == 200
+    [(_, metadata)] = upstream.metadata
+    assert (metadata["x-tenant"], metadata["x-trace"]) == ("acme", "t-1")
+    assert "x-other" not in metadata
+
+
+@pytest.mark.parametrize("name", ["grpc-status", "content-type", "blob-bin", "bad name", ""])
+def test_forward_headers_refuses_names_gRPC_cannot_carry(
+    bookstore_pb: ModuleType, name: str
+) -> None:
+    with pytest.raises(ValueError, match="forward_headers"):
+        Gateway(
+            upstream="127.0.0.1:1",
+            packages=[bookstore_pb],
+            options=GatewayOptions(forward_headers=(name,)),
+        )
 
 
 SKIPPED_METADATA = [
@@ -267,7 +302,7 @@ def test_proxy_skips_headers_gRPC_cannot_carry(
     reply = proxy_call(proxied.gateway, "GET", "/v1/shelves/fiction", headers=[(name, value)])
     assert reply.status == 200
     [(_, metadata)] = upstream.metadata
-    assert set(metadata) == {"x-request-id"}
+    assert set(metadata) == {"x-request-id", "x-forwarded-for"}
 
 
 def test_proxy_forwards_the_generated_request_id(
@@ -319,7 +354,9 @@ def test_proxy_stream_returns_response_metadata_as_headers(proxied: Served) -> N
 
 HEADER_TEXT = st.text(st.characters(max_codepoint=0xFF), max_size=20)
 HEADER_NAMES = st.one_of(
-    st.sampled_from(["authorization", "x-api-key", "x-request-id", "cookie", "grpc-timeout"]),
+    st.sampled_from(
+        ["authorization", "x-api-key", "x-request-id", "x-forwarded-for", "cookie", "grpc-timeout"]
+    ),
     st.builds(lambda key: "grpc-metadata-" + key, HEADER_TEXT),
 )
 
@@ -329,9 +366,12 @@ HEADER_NAMES = st.one_of(
 def test_build_context_sends_only_valid_metadata_or_refuses(
     headers: list[tuple[str, str]],
 ) -> None:
-    scope = {"headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]}
+    scope = {
+        "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers],
+        "client": ("127.0.0.1", 50000),
+    }
     try:
-        context = build_context(scope, 30.0, "req-1")
+        context = build_context(scope, 30.0, "req-1", frozenset({b"cookie"}))
     except RpcError as err:
         assert err.code == Code.INVALID_ARGUMENT and err.status == 400
         return

@@ -6,27 +6,28 @@ import asyncio
 import dataclasses
 import json
 import logging
-import urllib.parse
+import ssl
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Protocol
+from typing import Any
 
-import grpclib.exceptions
 from google.protobuf.message import Message
 
-from protoc_gen_restmon.runtime.bridge import from_betterproto, to_betterproto
+from protoc_gen_restmon.runtime.backends import Answer, Backend, LocalBackend, UpstreamBackend
 from protoc_gen_restmon.runtime.http import (
     EVENT_STREAM,
     JSON,
     NDJSON,
     ClientDisconnected,
+    Exchange,
     Headers,
     Receive,
     Scope,
     Send,
     header,
+    raw_path,
     read_body,
     respond,
     respond_error,
@@ -39,21 +40,16 @@ from protoc_gen_restmon.runtime.json_write import to_json
 from protoc_gen_restmon.runtime.observe import NO_OBSERVER, CallInfo, Observation, Observer
 from protoc_gen_restmon.runtime.registry import DescriptorRegistry
 from protoc_gen_restmon.runtime.router import RouteMatch, Router
-from protoc_gen_restmon.runtime.services import (
-    GeneratedPackage,
-    ImplementedService,
-    implemented_services,
-)
+from protoc_gen_restmon.runtime.services import GeneratedPackage, implemented_services
 from protoc_gen_restmon.runtime.specs import Binding, ServiceSpec
 from protoc_gen_restmon.runtime.status import Code, RpcError
 from protoc_gen_restmon.runtime.transcode import TranscodeOptions, build_request
 from protoc_gen_restmon.runtime.upstream import (
-    CallContext,
     RpcMethod,
     Target,
     Upstream,
     build_context,
-    from_grpc,
+    forwarded_names,
 )
 
 logger = logging.getLogger("protoc_gen_restmon.gateway")
@@ -70,121 +66,12 @@ class GatewayOptions:
     # (None: none), and how long connecting to the upstream may take before a 503.
     deadline: float | None = 30.0
     connect_timeout: float = 2.0
-
-
-class Answer(Protocol):
-    """A call's response: headers to add, the response message(s), and `close()` when done."""
-
-    headers: Headers
-
-    def messages(self) -> AsyncIterator[Message]: ...
-
-    async def close(self) -> None: ...
-
-
-class Backend(Protocol):
-    """Where the gateway sends a call: in-process implementations or an upstream gRPC server."""
-
-    async def call(
-        self, method: RpcMethod, requests: AsyncIterator[Message], context: CallContext
-    ) -> Answer: ...
-
-    def close(self) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class LocalHandler:
-    """A betterproto implementation's handler of one RPC, with its betterproto classes."""
-
-    handler: Any
-    request_bp: Any
-    response_bp: Any
-
-
-@dataclass(slots=True)
-class LocalAnswer:
-    """The result of an in-process handler: one response, or its async iterator."""
-
-    result: Any
-    response_upb: type[Message]
-    server_streaming: bool
-    headers: Headers = field(default_factory=list)
-
-    async def messages(self) -> AsyncIterator[Message]:
-        if not self.server_streaming:
-            yield from_betterproto(self.result, self.response_upb)
-            return
-        iterator = aiter(self.result)
-        while True:
-            try:
-                item = await anext(iterator)
-            except StopAsyncIteration:
-                return
-            except grpclib.exceptions.GRPCError as err:
-                raise from_grpc(err) from None
-            yield from_betterproto(item, self.response_upb)
-
-    async def close(self) -> None:
-        return None
-
-
-class LocalBackend:
-    """Calls betterproto service implementations in process (upb <-> betterproto at the edge).
-
-    The call context is not used: handlers see neither metadata nor a deadline.
-    """
-
-    def __init__(self) -> None:
-        self.handlers: dict[str, LocalHandler] = {}
-
-    async def call(
-        self, method: RpcMethod, requests: AsyncIterator[Message], context: CallContext
-    ) -> Answer:
-        local = self.handlers[method.spec.grpc_path]
-        try:
-            if method.client_streaming:
-                result = local.handler(to_betterproto(m, local.request_bp) async for m in requests)
-            else:
-                result = local.handler(to_betterproto(await _only(requests), local.request_bp))
-            if not method.server_streaming:
-                result = await result
-        except grpclib.exceptions.GRPCError as err:
-            raise from_grpc(err) from None
-        return LocalAnswer(result, method.response_upb, method.server_streaming)
-
-    def close(self) -> None:
-        return None
-
-
-class UpstreamBackend:
-    """Calls an upstream gRPC server: upb messages as wire bytes over one grpclib channel."""
-
-    def __init__(self, upstream: Upstream) -> None:
-        self.upstream = upstream
-
-    async def call(
-        self, method: RpcMethod, requests: AsyncIterator[Message], context: CallContext
-    ) -> Answer:
-        if not method.client_streaming:  # a bad request is a 400 before any connection
-            requests = _one(await _only(requests))
-        return await self.upstream.call(method, requests, context)
-
-    def close(self) -> None:
-        self.upstream.close()
-
-
-async def _only(requests: AsyncIterator[Message]) -> Message:
-    """The one request of a unary call; the generator is closed here, not left to the event
-    loop's finalizer (which would schedule a task per request)."""
-    message = await anext(requests)
-    aclose = getattr(requests, "aclose", None)
-    if aclose is not None:
-        await aclose()
-    return message
-
-
-async def _one(message: Message) -> AsyncIterator[Message]:
-    yield message
+    # Proxy mode: more request headers sent as metadata under their own (lower-case) name,
+    # beside Authorization, X-Api-Key, X-Request-Id and X-Forwarded-For.
+    forward_headers: tuple[str, ...] = ()
+    # Proxy mode: seconds between HTTP/2 PINGs on the upstream connection (None: no pings); a
+    # ping unanswered within connect_timeout drops the connection (upstream.keepalive_config).
+    keepalive: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +91,8 @@ class Gateway:
       subclass; the gateway finds the route and monitor modules protoc-gen-restmon generated
       beside its base class.
     - `Gateway(upstream="localhost:50051", packages=[gen.bookstore.v1])`: every service of the
-      generated packages (modules or dotted names), called on that gRPC server.
+      generated packages (modules or dotted names), called on that gRPC server;
+      `upstream_tls=True` (system CAs) or an `ssl.SSLContext` connects with TLS.
     """
 
     def __init__(
@@ -213,6 +101,7 @@ class Gateway:
         *,
         upstream: str | None = None,
         packages: Sequence[ModuleType | str] = (),
+        upstream_tls: bool | ssl.SSLContext | None = None,
         options: GatewayOptions | None = None,
         monitor: Observer | None = None,
     ):
@@ -222,6 +111,7 @@ class Gateway:
         self._transcode = self.options.transcode
         if self.options.json.ignore_unknown_fields:
             self._transcode = dataclasses.replace(self._transcode, ignore_unknown_fields=True)
+        self._forward = forwarded_names(self.options.forward_headers)
         self.registry = DescriptorRegistry()
         self._methods: dict[str, RpcMethod] = {}
         bindings: list[Binding] = []
@@ -231,7 +121,12 @@ class Gateway:
                 raise ValueError("Gateway: give services (in process) or upstream, not both")
             target = Target.parse(upstream)
             self.backend = UpstreamBackend(
-                Upstream(target, connect_timeout=self.options.connect_timeout)
+                Upstream(
+                    target,
+                    connect_timeout=self.options.connect_timeout,
+                    tls=upstream_tls,
+                    keepalive=self.options.keepalive,
+                )
             )
             for package in packages:
                 generated = GeneratedPackage.load(package)
@@ -242,7 +137,7 @@ class Gateway:
             for impl in services:
                 for service in implemented_services(impl):
                     bindings.extend(self._add_service(service.generated, service.spec))
-                    local.handlers.update(_local_handlers(service))
+                    local.add(service)
         self.router = Router(bindings)
 
     def _add_service(self, generated: GeneratedPackage, service: ServiceSpec) -> list[Binding]:
@@ -264,18 +159,17 @@ class Gateway:
             return
         request_id = _request_id(scope)
         headers = [(b"x-request-id", request_id.encode("latin-1"))]
+        exchange = Exchange(receive, send)
         observation: Observation | None = None
         code, message = Code.OK, ""
         try:
-            match = self.router.match(scope["method"], _raw_path(scope))
+            match = self.router.match(scope["method"], raw_path(scope))
             call = _Call(self._methods[match.binding.grpc_path], match, scope, headers)
             observation = self.monitor.begin(_call_info(scope, call.method, request_id))
-            context = build_context(scope, self.options.deadline, request_id)
-            answer = await self.backend.call(call.method, self._requests(call, receive), context)
-            code, message = await self._respond(call, answer, send)
+            code, message = await exchange.run(self._serve(call, exchange, request_id))
         except RpcError as err:
             code, message = err.code, err.message
-            await respond_error(send, err, headers)
+            await respond_error(exchange.send, err, headers)
         except ClientDisconnected:
             code, message = Code.CANCELLED, "the HTTP client went away"
         except asyncio.CancelledError:
@@ -284,10 +178,16 @@ class Gateway:
         except Exception:
             logger.exception("gateway error on %s %s", scope["method"], scope["path"])
             code, message = Code.INTERNAL, "internal error"
-            await respond_error(send, RpcError(Code.INTERNAL, "internal error"), headers)
+            await respond_error(exchange.send, RpcError(Code.INTERNAL, "internal error"), headers)
         finally:
             if observation is not None:
                 observation.finish(code, message)
+
+    async def _serve(self, call: _Call, exchange: Exchange, request_id: str) -> tuple[Code, str]:
+        context = build_context(call.scope, self.options.deadline, request_id, self._forward)
+        requests = self._requests(call, exchange.receive)
+        answer = await self.backend.call(call.method, requests, context)
+        return await self._respond(call, answer, exchange.send)
 
     async def _respond(self, call: _Call, answer: Answer, send: Send) -> tuple[Code, str]:
         """Send the answer; the call's final code and message (a stream may end in an error)."""
@@ -358,7 +258,10 @@ class Gateway:
                 item = await anext(iterator, None)
         except RpcError as error:
             code, message = error.code, error.message
-            await _send_chunk(send, b'{"error":' + status_json(code, message) + b"}", sse)
+            body = status_json(code, message, list(error.details))
+            await _send_chunk(send, b'{"error":' + body + b"}", sse)
+        except ClientDisconnected:
+            raise
         except Exception:
             logger.exception("stream failed on %s", call.scope["path"])
             code, message = Code.INTERNAL, "internal error"
@@ -419,16 +322,6 @@ def _line_content_type(content_type: str | None) -> str | None:
     return content_type
 
 
-def _local_handlers(service: ImplementedService) -> dict[str, LocalHandler]:
-    package = service.generated.package
-    return {
-        spec.grpc_path: LocalHandler(
-            service.handler(spec), spec.request.resolve(package), spec.response.resolve(package)
-        )
-        for spec in service.spec.methods
-    }
-
-
 def _call_info(scope: Scope, method: RpcMethod, request_id: str) -> CallInfo:
     client = scope.get("client") or ("", 0)
     service = method.spec.grpc_path[1:].rpartition("/")[0]
@@ -455,36 +348,6 @@ def _request_id(scope: Scope) -> str:
     if given and len(given) <= 128 and given.isascii() and given.isprintable():
         return given
     return str(uuid.uuid4())
-
-
-def _raw_path(scope: Scope) -> str:
-    """The request path below the app's mount point, still percent-encoded.
-
-    Servers and routers put the whole path in `path` and `raw_path`, and the mount point
-    (decoded) in `root_path` (ASGI spec; uvicorn `--root-path`, Starlette `Mount("/api", …)`):
-    `/api/v1/shelves/a%2Fb` under `root_path="/api"` is `/v1/shelves/a%2Fb`. A path that does
-    not start with `root_path` (a server that already removed it) is taken as it is.
-    """
-    root = str(scope.get("root_path", ""))
-    raw = scope.get("raw_path")
-    if not raw:
-        return _below(str(scope["path"]), root, str)
-    return _below(bytes(raw).split(b"?", 1)[0].decode("latin-1"), root, _percent_decode)
-
-
-def _below(path: str, root: str, decode: Callable[[str], str]) -> str:
-    """`path` without its leading segments that `decode` to `root`; unchanged when none do."""
-    if not root or root == "/":
-        return path
-    # An escape is 3 characters for 1: the prefix is `len(root)` to `3 * len(root)` long.
-    for end in range(len(root), min(len(path), 3 * len(root)) + 1):
-        if (end == len(path) or path[end] == "/") and decode(path[:end]) == root:
-            return path[end:] or "/"
-    return path
-
-
-def _percent_decode(raw: str) -> str:
-    return urllib.parse.unquote(raw.encode("latin-1").decode("utf-8", "replace"))
 
 
 async def _lifespan(receive: Receive, send: Send, shutdown: Callable[[], None]) -> None:

@@ -1,8 +1,19 @@
-"""gRPC status codes, their HTTP statuses (http-transcoding.md §5), and the runtime's error."""
+"""gRPC status codes, their HTTP statuses (http-transcoding.md §5), the runtime's error, and
+google.rpc.Status details in proto3 JSON."""
 
 from __future__ import annotations
 
+import base64
 from enum import IntEnum
+from typing import Any
+
+from google.protobuf import any_pb2, json_format
+from google.protobuf.message import DecodeError, Message
+from google.rpc import error_details_pb2, status_pb2
+
+# The google.rpc error details (BadRequest, ErrorInfo, RetryInfo, …) are rendered by name: the
+# import registers them in the default descriptor pool, where the Any JSON mapping looks.
+KNOWN_DETAILS = error_details_pb2.DESCRIPTOR
 
 
 class Code(IntEnum):
@@ -81,3 +92,33 @@ class RpcError(Exception):
         self.status = http_status if http_status is not None else http_status_for(code)
         self.headers = headers
         self.details = details
+
+
+def status_details(data: bytes) -> tuple[dict[str, Any], ...]:
+    """The details of a serialized google.rpc.Status (`grpc-status-details-bin`) as JSON."""
+    try:
+        status = status_pb2.Status.FromString(data)
+    except DecodeError:
+        return ()
+    return tuple(any_json(item) for item in status.details)
+
+
+def detail_json(detail: Message) -> dict[str, Any]:
+    """One error detail as an `Any` in proto3 JSON: `{"@type": "type.googleapis.com/…", …}`."""
+    if isinstance(detail, any_pb2.Any):
+        return any_json(detail)
+    packed = any_pb2.Any()
+    packed.Pack(detail)
+    return any_json(packed)
+
+
+def any_json(item: any_pb2.Any) -> dict[str, Any]:
+    """An `Any` in proto3 JSON; a type this process does not know (or bytes that are not that
+    type) keeps its bytes: `{"@type": url, "value": <base64>}`, as the Any JSON mapping has it."""
+    try:
+        rendered: dict[str, Any] = json_format.MessageToDict(item)
+    except (TypeError, KeyError, DecodeError, json_format.Error):
+        rendered = {}
+    if "@type" not in rendered:  # json_format writes an Any without type_url as `{}`
+        return {"@type": item.type_url, "value": base64.b64encode(item.value).decode("ascii")}
+    return rendered

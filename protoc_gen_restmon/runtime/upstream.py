@@ -7,25 +7,30 @@ import base64
 import binascii
 import contextlib
 import re
+import ssl
 from collections.abc import AsyncIterator, Iterable, Iterator
-from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 
 import grpclib.const
 import grpclib.exceptions
+import h2.exceptions
 from google.protobuf.message import DecodeError, Message
 from grpclib.client import Channel, Stream
-from grpclib.encoding.base import CodecBase
+from grpclib.config import Configuration
+from grpclib.encoding.base import CodecBase, StatusDetailsCodecBase
+from h2.connection import ConnectionState
 
 from protoc_gen_restmon.runtime.http import Headers, Scope
 from protoc_gen_restmon.runtime.specs import Cardinality, MethodSpec
-from protoc_gen_restmon.runtime.status import Code, RpcError
+from protoc_gen_restmon.runtime.status import Code, RpcError, detail_json, status_details
 
 # http-transcoding.md §6: headers forwarded under their own name, and the prefix that
 # forwards any other header as metadata (`Grpc-Metadata-Trace: x` -> `trace: x`).
 FORWARDED_HEADERS = frozenset({b"authorization", b"x-api-key"})
 METADATA_PREFIX = b"grpc-metadata-"
+# The peer's address is appended to this header (a proxy chain, RFC 7239's predecessor).
+FORWARDED_FOR = b"x-forwarded-for"
 # Metadata a client may not set: HTTP/2 and gRPC's own headers (grpclib refuses them too).
 RESERVED_KEYS = frozenset({"te", "content-type", "user-agent", "host"})
 METADATA_KEY = re.compile(r"[0-9a-z_.\-]+")
@@ -47,6 +52,17 @@ class RawCodec(CodecBase):
 
     def decode(self, data: bytes, message_type: Any) -> Any:
         return data
+
+
+class JsonStatusDetails(StatusDetailsCodecBase):
+    """Reads `grpc-status-details-bin` (a google.rpc.Status) into its details as proto3 JSON,
+    ready for the error body; the gateway never sends details, it only relays them."""
+
+    def encode(self, status: Any, message: str | None, details: Any) -> bytes:
+        raise NotImplementedError("the gateway does not send status details")
+
+    def decode(self, status: Any, message: str | None, data: bytes) -> Any:
+        return list(status_details(data))
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,11 +90,18 @@ class CallContext:
     timeout: float | None = None
 
 
-def build_context(scope: Scope, default_timeout: float | None, request_id: str) -> CallContext:
+def build_context(
+    scope: Scope,
+    default_timeout: float | None,
+    request_id: str,
+    forward: frozenset[bytes] = frozenset(),
+) -> CallContext:
     """The call context of an HTTP request (http-transcoding.md §6).
 
-    `Authorization` and `X-Api-Key` are forwarded, and `x-request-id` is the gateway's request id
-    (the client's `X-Request-Id`, or one generated); `Grpc-Metadata-K: v` becomes `k: v`;
+    `Authorization`, `X-Api-Key` and the headers named in `forward` (lower case) are forwarded
+    under their own name, and `x-request-id` is the gateway's request id (the client's
+    `X-Request-Id`, or one generated); `x-forwarded-for` is the incoming `X-Forwarded-For`
+    with the HTTP client's address appended; `Grpc-Metadata-K: v` becomes `k: v`;
     `Grpc-Timeout: 500m` sets the timeout, else `default_timeout` applies.
     A value with CR, LF or non-ASCII characters, or a malformed timeout, is INVALID_ARGUMENT.
     """
@@ -86,19 +109,44 @@ def build_context(scope: Scope, default_timeout: float | None, request_id: str) 
         ("x-request-id", _check_value(b"x-request-id", request_id))
     ]
     timeout = default_timeout
+    forwarded_for: list[str] = []
     for raw_name, raw_value in scope["headers"]:
         name, value = bytes(raw_name).lower(), bytes(raw_value).decode("latin-1")
-        if not value and name != b"grpc-timeout":
-            continue  # gRPC metadata values are never empty
         if name == b"grpc-timeout":
             timeout = decode_timeout(value)
-        elif name in FORWARDED_HEADERS:
+        elif not value:
+            continue  # gRPC metadata values are never empty
+        elif name == FORWARDED_FOR:
+            forwarded_for.append(_check_value(name, value.strip()))
+        elif name in FORWARDED_HEADERS or name in forward:
             metadata.append((name.decode("latin-1"), _check_value(name, value)))
         elif name.startswith(METADATA_PREFIX):
             entry = _metadata_entry(name[len(METADATA_PREFIX) :].decode("latin-1"), value)
             if entry is not None:
                 metadata.append(entry)
+    client = scope.get("client")
+    if client and client[0]:
+        forwarded_for.append(_check_value(FORWARDED_FOR, str(client[0])))
+    if forwarded_for:
+        metadata.append((FORWARDED_FOR.decode(), ", ".join(forwarded_for)))
     return CallContext(tuple(metadata), timeout)
+
+
+def forwarded_names(names: Iterable[str]) -> frozenset[bytes]:
+    """`GatewayOptions.forward_headers` as lower-case header names; a name gRPC cannot carry
+    as a metadata key (reserved, `grpc-…`, binary `-bin`) is a ValueError at start-up."""
+    checked: set[bytes] = set()
+    for name in names:
+        key = name.strip().lower()
+        if (
+            not METADATA_KEY.fullmatch(key)
+            or key.startswith("grpc-")
+            or key.endswith("-bin")
+            or key in RESERVED_KEYS
+        ):
+            raise ValueError(f"forward_headers: {name!r} cannot be sent as gRPC metadata")
+        checked.add(key.encode("ascii"))
+    return frozenset(checked)
 
 
 def decode_timeout(value: str) -> float:
@@ -178,11 +226,8 @@ class UpstreamCall:
     called once the caller is done, whether it read every message or not.
     """
 
-    def __init__(
-        self, stream: Stream[Any, Any], exits: AsyncExitStack, response_class: type[Message]
-    ) -> None:
+    def __init__(self, stream: Stream[Any, Any], response_class: type[Message]) -> None:
         self._stream = stream
-        self._exits = exits
         self._response_class = response_class
         self._finished = False
         self.headers = encode_response_metadata((stream.initial_metadata or {}).items())
@@ -207,39 +252,68 @@ class UpstreamCall:
             if not self._finished:
                 await self._stream.cancel()
         with contextlib.suppress(Exception):
-            await self._exits.aclose()
+            await self._stream.__aexit__(None, None, None)
 
 
 class Upstream:
     """A gRPC server reached over one grpclib channel, opened on first use and reused.
 
     A channel belongs to the event loop it was opened on; a call from another loop (a new
-    `asyncio.run`) opens a fresh one.
+    `asyncio.run`) opens a fresh one. A connection the server closed (a restart, a GOAWAY) is
+    replaced before the next call (`_stale`); one that went silent is noticed by `keepalive`.
+
+    `tls`: None or False for plain HTTP/2; True for TLS with the system's CAs; an
+    `ssl.SSLContext` for a private CA or a client certificate (its ALPN must offer `h2`).
+    `keepalive`: ping the connection every so many seconds, and drop it when a ping is not
+    answered within `connect_timeout` (see `keepalive_config`).
     """
 
-    def __init__(self, target: Target, *, connect_timeout: float = 2.0) -> None:
+    def __init__(
+        self,
+        target: Target,
+        *,
+        connect_timeout: float = 2.0,
+        tls: bool | ssl.SSLContext | None = None,
+        keepalive: float | None = None,
+    ) -> None:
         self.target = target
         self.connect_timeout = connect_timeout
+        self.tls = tls or None
+        self.config = keepalive_config(keepalive, connect_timeout)
         self._channel: Channel | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def channel(self) -> Channel:
         loop = asyncio.get_running_loop()
+        if self._channel is not None and self._loop is loop and _stale(self._channel):
+            self.close()
         if self._channel is None or self._loop is not loop:
-            self._channel = Channel(self.target.host, self.target.port, codec=RawCodec())
+            self._channel = Channel(
+                self.target.host,
+                self.target.port,
+                codec=RawCodec(),
+                status_details_codec=JsonStatusDetails(),
+                ssl=self.tls,
+                config=self.config,
+            )
             self._loop = loop
         try:
             await asyncio.wait_for(self._channel.__connect__(), self.connect_timeout)
         except (OSError, asyncio.TimeoutError) as err:
             raise RpcError(
-                Code.UNAVAILABLE, f"upstream {self.target.host}:{self.target.port} unavailable"
+                Code.UNAVAILABLE,
+                f"upstream {self.target.host}:{self.target.port} unavailable: {_reason(err)}",
             ) from err
         return self._channel
 
     async def call(
         self, method: RpcMethod, requests: AsyncIterator[Message], context: CallContext
     ) -> UpstreamCall:
-        """Send every request message, and wait for the response's initial metadata."""
+        """Send every request message as it comes, and wait for the response's initial metadata.
+
+        A failed call is never retried: it may have reached the server. A connection known to
+        be gone is replaced before the call starts (`_stale`).
+        """
         channel = await self.channel()
         stream = channel.request(
             method.spec.grpc_path,
@@ -249,25 +323,74 @@ class Upstream:
             timeout=context.timeout,
             metadata=context.metadata,
         )
-        exits = AsyncExitStack()
         with translated_errors():
             try:
-                await exits.enter_async_context(stream)
+                await stream.__aenter__()
                 await stream.send_request()
                 async for message in requests:
                     await stream.send_message(message.SerializeToString())
                 await stream.end()
                 await stream.recv_initial_metadata()
-            except BaseException:
+            except BaseException as err:
                 # The deadline surfaces here: the stream turns its cancellation into a timeout.
-                await exits.aclose()
+                await _abandon(stream, err)
                 raise
-        return UpstreamCall(stream, exits, method.response_upb)
+        return UpstreamCall(stream, method.response_upb)
 
     def close(self) -> None:
         if self._channel is not None:
             self._channel.close()
             self._channel = None
+
+
+def keepalive_config(interval: float | None, timeout: float) -> Configuration:
+    """grpclib's HTTP/2 keepalive: a PING every `interval` seconds, busy or idle, the
+    connection closed when one is not acknowledged within `timeout`.
+
+    A server that vanished without closing its connections (a frozen host, a partition, a
+    process stopped but still holding its sockets) sends no FIN and no GOAWAY: without pings,
+    calls sent on its connection wait for their deadline. grpclib keeps these settings
+    underscored (experimental); servers limit pings (grpc-core answers frequent pings without
+    calls with GOAWAY `too_many_pings`, which only makes the gateway reconnect).
+    """
+    if interval is None:
+        return Configuration()
+    return Configuration(
+        _keepalive_time=interval,
+        _keepalive_timeout=timeout,
+        _keepalive_permit_without_calls=True,
+        _http2_max_pings_without_data=0,
+        _http2_min_sent_ping_interval_without_data=interval,
+    )
+
+
+async def _abandon(stream: Stream[Any, Any], error: BaseException) -> None:
+    """Leave a call that failed, or was cancelled, before its answer: the stream's exit, told of
+    the error, resets the HTTP/2 stream (the server sees its call cancelled). Told nothing, it
+    would wait for the server to finish instead."""
+    await stream.__aexit__(type(error), error, error.__traceback__)
+
+
+def _stale(channel: Channel) -> bool:
+    """Whether the channel's connection is known to be gone, though grpclib would reuse it.
+
+    grpclib reconnects only once `connection_lost` ran; a transport already closing, or an
+    HTTP/2 connection closed by a GOAWAY, is as dead and would take (and lose) the next call.
+    """
+    protocol = channel._protocol
+    if protocol is None or not channel._connected:
+        return False  # none yet, or one grpclib replaces by itself
+    connection = protocol.connection
+    return (
+        connection.is_closing()
+        or connection._connection.state_machine.state is ConnectionState.CLOSED
+    )
+
+
+def _reason(err: BaseException) -> str:
+    if isinstance(err, asyncio.TimeoutError):
+        return "connect timed out"
+    return str(err) or type(err).__name__
 
 
 @contextlib.contextmanager
@@ -279,10 +402,21 @@ def translated_errors() -> Iterator[None]:
         raise from_grpc(err) from None
     except asyncio.TimeoutError as err:  # before OSError: TimeoutError is one since 3.11
         raise RpcError(Code.DEADLINE_EXCEEDED, "upstream deadline exceeded") from err
-    except (OSError, grpclib.exceptions.StreamTerminatedError) as err:
+    except (
+        OSError,
+        grpclib.exceptions.StreamTerminatedError,
+        h2.exceptions.ProtocolError,  # a stream opened on a connection h2 knows is closed
+    ) as err:
         raise RpcError(Code.UNAVAILABLE, f"upstream connection failed: {err}") from err
 
 
 def from_grpc(err: grpclib.exceptions.GRPCError) -> RpcError:
+    """A grpclib status as RpcError; details are JSON already (`JsonStatusDetails`) or, raised
+    by an in-process handler, google.rpc messages."""
     code = Code(err.status.value)
-    return RpcError(code, err.message or code.name)
+    details = tuple(_detail(detail) for detail in err.details or ())
+    return RpcError(code, err.message or code.name, details=details)
+
+
+def _detail(detail: Any) -> Any:
+    return detail_json(detail) if isinstance(detail, Message) else detail

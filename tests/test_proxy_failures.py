@@ -1,0 +1,272 @@
+"""Proxy mode when things go wrong, with real processes: the upstream killed and restarted, a
+deadline, an HTTP client that goes away, a client too slow for its stream.
+
+The upstream is `python -m tests.upstream_process serve` (its handlers log `start`/`done`/
+`cancelled` per request id); the gateway runs under uvicorn, in a thread of this process (to
+see its observer) or in its own process (to measure its memory).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from examples.bookstore import make_service
+from protoc_gen_restmon.runtime.gateway import Gateway, GatewayOptions
+from protoc_gen_restmon.runtime.observe import CallInfo
+from protoc_gen_restmon.runtime.status import Code
+from tests.upstream_process import GatewayProcess, UpstreamProcess, free_port
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@dataclass
+class Recorder:
+    """An observer keeping how each call ended: (request id, code)."""
+
+    ended: list[tuple[str, Code]] = field(default_factory=list)
+
+    def begin(self, info: CallInfo) -> Any:
+        recorder = self
+
+        class Finish:
+            def finish(self, code: Code, message: str = "") -> None:
+                recorder.ended.append((info.request_id, code))
+
+        return Finish()
+
+    def wait_for(self, request_id: str, timeout: float = 5.0) -> Code:
+        began = time.monotonic()
+        while time.monotonic() - began < timeout:
+            for ended_id, code in self.ended:
+                if ended_id == request_id:
+                    return code
+            time.sleep(0.01)
+        raise AssertionError(f"{request_id} never finished: {self.ended}")
+
+
+@contextlib.contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """`app` under uvicorn on a loopback port, in a thread; its base URL."""
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    began = time.monotonic()
+    while not server.started:
+        assert time.monotonic() - began < 10 and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(name="upstream")
+def fixture_upstream(bookstore_pb: ModuleType, tmp_path: Path) -> Iterator[UpstreamProcess]:
+    upstream = UpstreamProcess(bookstore_pb, tmp_path / "events.log")
+    upstream.start()
+    try:
+        yield upstream
+    finally:
+        upstream.stop()
+
+
+@dataclass
+class Proxy:
+    url: str
+    recorder: Recorder
+
+
+@pytest.fixture(name="proxy")
+def fixture_proxy(bookstore_pb: ModuleType, upstream: UpstreamProcess) -> Iterator[Proxy]:
+    recorder = Recorder()
+    options = GatewayOptions(deadline=5.0)
+    gateway = Gateway(
+        upstream=upstream.address, packages=[bookstore_pb], options=options, monitor=recorder
+    )
+    with serving(gateway) as url:
+        yield Proxy(url, recorder)
+
+
+def get(url: str, path: str, **kwargs: Any) -> tuple[httpx.Response, float]:
+    began = time.monotonic()
+    response = httpx.get(url + path, timeout=10, **kwargs)
+    return response, time.monotonic() - began
+
+
+# --- The upstream goes away, and comes back ---
+
+
+@pytest.mark.parametrize("how", ["kill", "stop"], ids=["sigkill", "sigterm"])
+def test_upstream_down_is_503_quickly_then_restarted_upstream_serves(
+    proxy: Proxy, upstream: UpstreamProcess, how: str
+) -> None:
+    assert get(proxy.url, "/v1/shelves/fiction")[0].status_code == 200  # a connection is open
+    getattr(upstream, how)()
+    response, took = get(proxy.url, "/v1/shelves/fiction")
+    assert (response.status_code, response.json()["code"]) == (503, Code.UNAVAILABLE)
+    assert took < 2
+    upstream.start()  # the same port
+    response, _ = get(proxy.url, "/v1/shelves/fiction")
+    assert response.status_code == 200, response.text
+    assert response.json()["name"] == "shelves/fiction"
+
+
+def test_upstream_killed_during_a_call_is_503_not_the_deadline(
+    proxy: Proxy, upstream: UpstreamProcess
+) -> None:
+    threading.Timer(0.3, upstream.kill).start()
+    response, took = get(proxy.url, "/v1/shelves/slow-4000")
+    assert (response.status_code, response.json()["code"]) == (503, Code.UNAVAILABLE)
+    assert took < 2  # the deadline is 5 s
+
+
+def test_upstream_slower_than_the_deadline_is_504_at_the_deadline(
+    proxy: Proxy, upstream: UpstreamProcess
+) -> None:
+    headers = {"grpc-timeout": "300m", "x-request-id": "slow-1"}
+    response, took = get(proxy.url, "/v1/shelves/slow-3000", headers=headers)
+    assert (response.status_code, response.json()["code"]) == (504, Code.DEADLINE_EXCEEDED)
+    assert 0.3 <= took < 1.5
+    upstream.wait_for("cancelled GetShelf slow-1")  # the server stopped working on it too
+
+
+def test_keepalive_notices_an_upstream_that_went_silent(
+    bookstore_pb: ModuleType, upstream: UpstreamProcess
+) -> None:
+    """A frozen server (SIGSTOP) keeps its sockets open: no FIN, no GOAWAY, and the kernel still
+    accepts connections for it. Without pings a call would wait for its deadline (5 s)."""
+    options = GatewayOptions(deadline=5.0, keepalive=0.2, connect_timeout=0.3)
+    gateway = Gateway(upstream=upstream.address, packages=[bookstore_pb], options=options)
+    with serving(gateway) as url:
+        assert get(url, "/v1/shelves/fiction")[0].status_code == 200
+        os.kill(upstream.pid, signal.SIGSTOP)
+        try:
+            response, took = get(url, "/v1/shelves/fiction")
+        finally:
+            os.kill(upstream.pid, signal.SIGCONT)
+    assert (response.status_code, response.json()["code"]) == (503, Code.UNAVAILABLE)
+    assert took < 2.5  # a ping interval and its timeout, not the deadline
+
+
+# --- The HTTP client goes away ---
+
+
+def test_client_gone_during_a_unary_call_cancels_it_upstream(
+    proxy: Proxy, upstream: UpstreamProcess
+) -> None:
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.get(
+            proxy.url + "/v1/shelves/slow-4000", headers={"x-request-id": "gone-1"}, timeout=0.5
+        )
+    assert upstream.wait_for("cancelled GetShelf gone-1", timeout=2) < 1.5
+    assert proxy.recorder.wait_for("gone-1") == Code.CANCELLED
+
+
+def test_client_gone_during_a_stream_cancels_it_upstream(
+    proxy: Proxy, upstream: UpstreamProcess
+) -> None:
+    headers = {"x-request-id": "gone-2"}
+    with httpx.stream("GET", proxy.url + "/v1/shelves/many:watch", headers=headers) as response:
+        lines = response.iter_lines()
+        assert [next(lines) for _ in range(3)][2].startswith('{"result":')
+    upstream.wait_for("cancelled WatchShelf gone-2", timeout=3)
+    assert proxy.recorder.wait_for("gone-2") == Code.CANCELLED
+
+
+def test_client_gone_cancels_an_in_process_handler_too(bookstore_pb: ModuleType) -> None:
+    cancelled = threading.Event()
+    base: type = type(make_service(bookstore_pb))
+
+    class Slow(base):  # type: ignore[misc]
+        async def get_shelf(self, request: Any) -> Any:
+            try:
+                await asyncio.sleep(5)
+            except asyncio.CancelledError:
+                cancelled.set()
+                raise
+            return await super().get_shelf(request)
+
+    recorder = Recorder()
+    with serving(Gateway([Slow()], monitor=recorder)) as url:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.get(url + "/v1/shelves/fiction", headers={"x-request-id": "gone-3"}, timeout=0.5)
+        assert cancelled.wait(2)
+        assert recorder.wait_for("gone-3") == Code.CANCELLED
+
+
+def test_a_finished_call_is_not_cancelled(proxy: Proxy, upstream: UpstreamProcess) -> None:
+    response, _ = get(proxy.url, "/v1/shelves/fiction", headers={"x-request-id": "fine-1"})
+    assert response.status_code == 200
+    assert proxy.recorder.wait_for("fine-1") == Code.OK
+    assert "done GetShelf fine-1" in upstream.lines()
+
+
+# --- Streams in both directions, without buffering them ---
+
+
+def test_client_stream_lines_go_upstream_as_they_arrive(
+    proxy: Proxy, upstream: UpstreamProcess
+) -> None:
+    def body() -> Iterator[bytes]:
+        yield b'{"name":"shelves/fiction/books/a"}\n'
+        # The next line is sent only once the server has the first: a gateway that read the
+        # whole body first would wait here forever.
+        upstream.wait_for("received shelves/fiction/books/a")
+        yield b'{"name":"shelves/fiction/books/b"}\n'
+
+    response = httpx.post(
+        proxy.url + "/v1/books:import",
+        content=body(),
+        headers={"content-type": "application/x-ndjson"},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["importedCount"] == 2
+
+
+STREAMED = 4_000  # events of 4 KiB: 16 MB on the wire, 4 times the HTTP/2 window
+
+
+def test_slow_client_keeps_the_gateway_memory_bounded(
+    bookstore_pb: ModuleType, tmp_path: Path
+) -> None:
+    upstream = UpstreamProcess(bookstore_pb, tmp_path / "events.log", payload=4096)
+    gateway = GatewayProcess(bookstore_pb, upstream.address)
+    upstream.start()
+    gateway.start()
+    try:
+        idle = gateway.rss_kib()
+        url = f"{gateway.url}/v1/shelves/many:watch?maxEvents={STREAMED}"
+        with httpx.stream("GET", url, headers={"x-request-id": "slow-reader"}) as response:
+            lines = response.iter_lines()
+            next(lines)
+            time.sleep(1.5)  # the client stalls: the gateway may not read the stream ahead
+            stalled = gateway.rss_kib()
+            sent = [int(line.split()[1]) for line in upstream.lines() if line.startswith("sent")]
+            count = 1 + sum(1 for _ in lines)
+    finally:
+        gateway.stop()
+        upstream.stop()
+    print(f"gateway RSS idle {idle} KiB, stalled {stalled} KiB, server sent {sent}")
+    assert count == STREAMED  # every event arrived, in the end
+    # Flow control held the server back: what it sent fits in socket buffers and one HTTP/2
+    # window (4 MiB), not the whole stream.
+    assert max(sent, default=0) < STREAMED // 2, sent
+    assert stalled - idle < 8 * 1024, (idle, stalled)
