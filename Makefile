@@ -28,12 +28,15 @@ demo: venv
 	cd demo-out && ../$(BIN)/restmon routes gen
 	$(PY) -m examples.serve demo-out
 
-## Benchmarks (results in benchmarks/RESULTS.md); bench_gateway needs wrk (apt-get install wrk).
+## Benchmarks (results in benchmarks/RESULTS.md); bench_gateway and bench_proxy need wrk
+## (apt-get install wrk).
 bench: venv
 	$(PY) benchmarks/bench_generate.py
 	$(PY) benchmarks/bench_router.py
 	$(PY) benchmarks/bench_json.py
 	$(PY) benchmarks/bench_gateway.py
+	$(PY) benchmarks/bench_proxy.py
+	$(PY) benchmarks/bench_proxy_memory.py
 
 lint: venv
 	$(BIN)/ruff check protoc_gen_restmon tests benchmarks examples

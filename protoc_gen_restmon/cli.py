@@ -1,9 +1,11 @@
-"""The `restmon` command: generate code with the plugin, list routes."""
+"""The `restmon` command: generate code with the plugin, list routes; `serve`, `keys` and
+`admin` live in serve_cli and monitor_cli."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import os
 import shutil
 import sys
@@ -12,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
 
+from protoc_gen_restmon import monitor_cli, serve_cli
 from protoc_gen_restmon.plugin.views import ROUTES_MODULE
 
 
@@ -94,6 +97,8 @@ def parser() -> argparse.ArgumentParser:
     routes = commands.add_parser("routes", help="list every HTTP binding of generated modules")
     routes.add_argument("modules", nargs="+", help="generated package or route module, dotted")
     routes.set_defaults(run=cmd_routes)
+    serve_cli.register(commands)
+    monitor_cli.register(commands)
     return top
 
 

@@ -3,15 +3,21 @@
 - `bookstore_pb`: `restmon generate` run once per session on `protos/`, imported as
   `restmon_gateway_gen.bookstore.v1` (not `gen`: tests/protoc_tools.imported_output owns that);
   `configured_pb`: the same with `SERVICE_CONFIG` as the plugin's http_config.
-- `serve(pb, ...)` -> `Served`: a `Gateway` over `make_test_service(pb)`, the example Bookstore of
-  examples/bookstore.py with a few failures a request can ask for, recording every message its
-  handlers get and return. `example` / `configured`: `serve` with the default options.
+- `serve(pb, backend=..., ...)` -> `Served`: a `Gateway` over `make_test_service(pb)`, the
+  example Bookstore of examples/bookstore.py with a few failures a request can ask for, recording
+  every message its handlers get and return. `example` / `configured`: `serve` with the default
+  options on the test's `backend`.
+- `backend` (module-scoped, parametrized): where the gateway sends its calls. `in-process`
+  (`Gateway(services=…)`), `grpclib` (proxy mode in front of a grpclib server hosting the same
+  recording service, tests/proxy_fixtures.py) or `grpcio` (proxy mode in front of a grpc.aio
+  server hosting examples/bookstore_grpcio.py with the same failures and recording,
+  tests/grpcio_fixtures.py): every conformance test runs on all three.
 - `call(app, method, target, ...)`: one request through the ASGI interface, with the raw path
   exactly as given (no client-side normalisation) and every `send()` message kept and checked.
 
 Fixtures are defined as `fixture_<name>` (pytest name `<name>`). The two session fixtures are
 imported by tests/conftest.py (one generation per session); import the others a module uses,
-`from tests.gateway_fixtures import fixture_example  # noqa: F401`.
+`from tests.gateway_fixtures import fixture_backend, fixture_example  # noqa: F401`.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import unquote
 
 import pytest
@@ -271,18 +277,86 @@ class Served:
         return json_format.MessageToDict(self.as_message(record), **options)
 
 
+class Backend(Protocol):
+    """Where a conformance test's gateway sends its calls (see `fixture_backend`)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def internal(self) -> tuple[int, str]:
+        """What a REST client gets when a handler fails unexpectedly (raises, returns no
+        message): the code, and a regular expression its message matches."""
+        ...
+
+    def serve(self, pb: ModuleType, options: GatewayOptions) -> Served: ...
+
+
+@dataclass(frozen=True)
+class InProcess:
+    """`Gateway(services=[make_test_service(pb)])`."""
+
+    name: str = "in-process"
+    internal: tuple[int, str] = (13, "internal error")  # and the gateway logs the exception
+
+    def serve(self, pb: ModuleType, options: GatewayOptions) -> Served:
+        service = make_test_service(pb)
+        return Served(Gateway(services=[service], options=options), service)
+
+
+IN_PROCESS = InProcess()
+BACKENDS = ("in-process", "grpclib", "grpcio")
+
+
 def serve(
     pb: ModuleType,
     *,
+    backend: Backend = IN_PROCESS,
     json_options: JsonOptions | None = None,
     transcode: TranscodeOptions | None = None,
 ) -> Served:
-    """A gateway over a fresh `make_test_service(pb)`, with the given options."""
-    service = make_test_service(pb)
+    """A gateway over a fresh `make_test_service(pb)` (or its twin upstream), with the options."""
     options = GatewayOptions(
         json=json_options or JsonOptions(), transcode=transcode or TranscodeOptions()
     )
-    return Served(Gateway(services=[service], options=options), service)
+    return backend.serve(pb, options)
+
+
+@pytest.fixture(name="backend", scope="module", params=BACKENDS)
+def fixture_backend(
+    request: pytest.FixtureRequest,
+    bookstore_pb: ModuleType,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Backend]:
+    """Each conformance test runs three times: in process, and through a proxy Gateway in front
+    of a real grpclib server and of a real grpcio (grpc.aio) server, on loopback. The servers
+    live for a test module (each module imports this fixture: a session one would be one per
+    module anyway); every `serve` installs a fresh service in them."""
+    # Imported here: both modules build on this one.
+    from tests.grpcio_fixtures import grpcio_backend
+    from tests.proxy_fixtures import grpclib_backend
+
+    if request.param == "grpclib":
+        with grpclib_backend(bookstore_pb) as proxied:
+            yield proxied
+    elif request.param == "grpcio":
+        with grpcio_backend(tmp_path_factory.mktemp("grpcio")) as proxied:
+            yield proxied
+    else:
+        yield IN_PROCESS
+
+
+def in_process_only(backend: Backend, reason: str) -> None:
+    """Skip the running test on the proxy backends; `reason` says why it cannot run there."""
+    if backend.name != IN_PROCESS.name:
+        pytest.skip(f"in-process only: {reason}")
+
+
+def assert_internal(backend: Backend, status: dict[str, Any]) -> None:
+    """`status` (a google.rpc.Status as JSON) is what `backend` answers for a failed handler."""
+    code, message = backend.internal
+    assert status["code"] == code, status
+    assert re.fullmatch(message, status["message"]), status
 
 
 JSON = [("content-type", "application/json")]
@@ -290,17 +364,17 @@ DUNE = "shelves/fiction/books/dune"  # the book examples/bookstore.py seeds
 
 
 @pytest.fixture(name="example")
-def fixture_example(bookstore_pb: ModuleType) -> Served:
+def fixture_example(bookstore_pb: ModuleType, backend: Backend) -> Served:
     """A gateway over a fresh example service, default options."""
-    return serve(bookstore_pb)
+    return serve(bookstore_pb, backend=backend)
 
 
 @pytest.fixture(name="configured")
-def fixture_configured(configured_pb: ModuleType) -> Served:
+def fixture_configured(configured_pb: ModuleType, backend: Backend) -> Served:
     """The example plus GetStoreStats bound by `SERVICE_CONFIG`: `/v1/stats/{shelf=**}`,
     `/v1/stats/{shelf=**}/summary` (fully decoded reserved expansion) and
     `/v1/{shelf=shelves/*}/books/stats/summary` (a literal where GetBook has `*`)."""
-    return serve(configured_pb)
+    return serve(configured_pb, backend=backend)
 
 
 # --- A raw ASGI driver ---
@@ -422,8 +496,30 @@ def _reply(sent: list[dict[str, Any]]) -> Reply:
 
 
 def call(app: Any, method: str, target: str, **kwargs: Any) -> Reply:
-    """`asgi_call` on a fresh event loop."""
-    return asyncio.run(asgi_call(app, method, target, **kwargs))
+    """`asgi_call` on a fresh event loop, then the app shut down (a proxy closes its channel)."""
+
+    async def run() -> Reply:
+        try:
+            return await asgi_call(app, method, target, **kwargs)
+        finally:
+            await asgi_shutdown(app)
+
+    return asyncio.run(run())
+
+
+async def asgi_shutdown(app: Any) -> None:
+    """The ASGI lifespan protocol, as a server runs it: startup, then shutdown at once."""
+    messages = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        if not message["type"].endswith(".complete"):
+            raise AssertionError(f"lifespan failed: {message}")
+
+    scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.4"}, "state": {}}
+    await app(scope, receive, send)
 
 
 # --- Assertions shared by the gateway tests ---

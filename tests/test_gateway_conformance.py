@@ -5,6 +5,12 @@ real, examples/bookstore.py with recording, tests/gateway_fixtures.py). A row na
 handler must receive, as `json_format.MessageToDict` with proto field names, and what the client
 must get back. The body (§3) is in test_gateway_conformance_body.py, responses and errors (§4,
 §5) in test_gateway_conformance_response.py.
+
+Every test of the three modules runs on three backends (`backend`, tests/gateway_fixtures.py): in
+process, and in proxy mode in front of a real grpclib server and a real grpcio server on loopback,
+where the upstream's handlers must receive exactly what an in-process handler would. The real
+differences are in test_gateway_conformance_response.py: how each server reports a handler's
+crash, and the codes a server cannot send (in-process-only rows).
 """
 
 from __future__ import annotations
@@ -18,10 +24,12 @@ from protoc_gen_restmon.runtime.transcode import TranscodeOptions
 from tests.gateway_fixtures import (
     DUNE,
     JSON,
+    Backend,
     Served,
     assert_answered,
     assert_status_body,
     call,
+    fixture_backend,  # noqa: F401
     fixture_configured,  # noqa: F401
     fixture_example,  # noqa: F401
     serve,
@@ -635,10 +643,13 @@ IGNORED_QUERY = [
 @pytest.mark.parametrize(("target", "received"), IGNORED_QUERY)
 def test_ignore_unknown_query_option_drops_refused_parameters(
     bookstore_pb: ModuleType,
+    backend: Backend,
     target: str,
     received: tuple[str, dict[str, Any]],
 ) -> None:
-    served = serve(bookstore_pb, transcode=TranscodeOptions(ignore_unknown_query=True))
+    served = serve(
+        bookstore_pb, backend=backend, transcode=TranscodeOptions(ignore_unknown_query=True)
+    )
     reply = call(served.gateway, "GET", target)
     assert served.requests() == [received]
     assert_answered(reply, 200)
@@ -646,7 +657,10 @@ def test_ignore_unknown_query_option_drops_refused_parameters(
 
 def test_ignore_unknown_query_option_still_refuses_bad_values(
     bookstore_pb: ModuleType,
+    backend: Backend,
 ) -> None:
-    served = serve(bookstore_pb, transcode=TranscodeOptions(ignore_unknown_query=True))
+    served = serve(
+        bookstore_pb, backend=backend, transcode=TranscodeOptions(ignore_unknown_query=True)
+    )
     reply = call(served.gateway, "GET", "/v1/shelves?theme=GENRE_NOPE")
     assert_status_body(reply, 400, 3, '"GENRE_NOPE" is not a value of enum')

@@ -17,10 +17,12 @@ from protoc_gen_restmon.runtime.transcode import TranscodeOptions
 from tests.gateway_fixtures import (
     DUNE,
     JSON,
+    Backend,
     Served,
     assert_answered,
     assert_status_body,
     call,
+    fixture_backend,  # noqa: F401
     fixture_example,  # noqa: F401
     serve,
 )
@@ -337,8 +339,11 @@ def test_a_body_on_a_route_without_body_is_400(
 
 def test_unknown_body_fields_are_dropped_with_the_transcode_option(
     bookstore_pb: ModuleType,
+    backend: Backend,
 ) -> None:
-    served = serve(bookstore_pb, transcode=TranscodeOptions(ignore_unknown_fields=True))
+    served = serve(
+        bookstore_pb, backend=backend, transcode=TranscodeOptions(ignore_unknown_fields=True)
+    )
     body = b'{"bogus":1,"displayName":"D","location":{"wing":"W"}}'
     reply = call(served.gateway, "POST", SHELF, headers=JSON, body=body)
     shelf = {"display_name": "D", "location": {}}
@@ -349,8 +354,11 @@ def test_unknown_body_fields_are_dropped_with_the_transcode_option(
 
 def test_unknown_body_fields_are_dropped_with_the_json_option(
     bookstore_pb: ModuleType,
+    backend: Backend,
 ) -> None:
-    served = serve(bookstore_pb, json_options=JsonOptions(ignore_unknown_fields=True))
+    served = serve(
+        bookstore_pb, backend=backend, json_options=JsonOptions(ignore_unknown_fields=True)
+    )
     reply = call(served.gateway, "POST", SHELF, headers=JSON, body=b'{"bogus":1}')
     assert served.requests() == [("create_shelf", {"shelf_id": "s", "shelf": {}})]
     assert reply.status == 200
@@ -374,12 +382,13 @@ BODY_SIZES = [
 @pytest.mark.parametrize(("method", "target", "chunks", "status"), BODY_SIZES)
 def test_a_body_over_the_limit_is_413(
     bookstore_pb: ModuleType,
+    backend: Backend,
     method: str,
     target: str,
     chunks: list[bytes],
     status: int,
 ) -> None:
-    served = serve(bookstore_pb, transcode=TranscodeOptions(max_body_bytes=LIMIT))
+    served = serve(bookstore_pb, backend=backend, transcode=TranscodeOptions(max_body_bytes=LIMIT))
     reply = call(served.gateway, method, target, headers=JSON, body=chunks)
     if status == 413:
         assert_status_body(reply, 413, 8, f"limit of {LIMIT} bytes")
@@ -542,13 +551,14 @@ CLIENT_STREAM_ERRORS = [
 )
 def test_client_streaming_refuses_bad_lines(
     bookstore_pb: ModuleType,
+    backend: Backend,
     content_type: str,
     body: bytes,
     status: int,
     code: int,
     fragment: str,
 ) -> None:
-    served = serve(bookstore_pb, transcode=TranscodeOptions(max_body_bytes=LIMIT))
+    served = serve(bookstore_pb, backend=backend, transcode=TranscodeOptions(max_body_bytes=LIMIT))
     headers = [("content-type", content_type)]
     reply = call(served.gateway, "POST", "/v1/books:import", headers=headers, body=body)
     assert_status_body(reply, status, code, fragment)

@@ -1,0 +1,64 @@
+"""The admin API's JSON shapes (monitoring-api.md): records, keys, times in UTC with `Z`."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from protoc_gen_restmon.runtime.monitor.model import ApiKey, CallRecord
+
+__all__ = ["encode_key", "encode_record", "encode_time"]
+
+
+def encode_time(when: datetime | None) -> str | None:
+    """ISO 8601 in UTC with `Z`: `2025-11-04T05:58:43Z` (microseconds when there are any)."""
+    if when is None:
+        return None
+    return when.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def encode_key(key: ApiKey, now: datetime) -> dict[str, Any]:
+    """A key as the seed shows it: the secret never, its hash neither, only `masked_key`."""
+    return {
+        "id": key.id,
+        "name": key.name,
+        "key_type": key.key_type.value,
+        "masked_key": key.masked_key,
+        "is_active": key.is_active,
+        "is_valid": key.is_valid(now),
+        "user_id": key.user_id,
+        "username": key.username,
+        "user_email": key.user_email,
+        "request_count": key.request_count,
+        "last_used_at": encode_time(key.last_used_at),
+        "expires_at": encode_time(key.expires_at),
+        "created_at": encode_time(key.created_at),
+        "created_by": key.created_by,
+    }
+
+
+def encode_record(record: CallRecord) -> dict[str, Any]:
+    """A call record: the seed's fields (`id` is the call's id, a string), then ours."""
+    return {
+        "id": record.call_id,
+        "request_id": record.request_id,
+        "service_name": record.service_name,
+        "method_name": record.method_name,
+        "status": record.status.value,
+        "duration_ms": record.duration_ms,
+        "grpc_status_code": record.grpc_status_code,
+        "error_message": record.error_message,
+        "created_at": encode_time(record.created_at),
+        "client_ip": record.client_ip,
+        "user_id": record.user_id,
+        "username": record.username,
+        "is_authenticated": record.is_authenticated,
+        "api_key_id": record.api_key_id,
+        "api_key_name": record.api_key_name,
+        "transport": record.transport,
+        "http_method": record.http_method,
+        "http_path": record.http_path,
+        "peer": record.peer,
+        "user_agent": record.user_agent,
+        "labels": dict(record.labels),
+    }

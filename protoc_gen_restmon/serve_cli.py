@@ -1,0 +1,213 @@
+"""`restmon serve`: the REST gateway in proxy mode in front of a gRPC server, under uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import os
+import ssl
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from protoc_gen_restmon.plugin.views import ROUTES_MODULE
+
+if TYPE_CHECKING:  # the runtime is imported when serving only: `restmon generate` stays quick
+    from protoc_gen_restmon.runtime.gateway import Gateway
+    from protoc_gen_restmon.runtime.http import App, Message, Receive, Scope, Send
+    from protoc_gen_restmon.runtime.monitor.monitor import Monitor
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
+class UsageError(Exception):
+    """A command line that cannot be served: reported on stderr, exit status 2."""
+
+
+def generated_packages(name: str) -> list[str]:
+    """The generated packages `name` names: itself, or every one below it (`gen`)."""
+    from protoc_gen_restmon.runtime.services import GeneratedPackage
+
+    try:
+        module = importlib.import_module(name)
+    except ImportError as err:
+        raise UsageError(f"cannot import {name}: {err}") from err
+    found = [name]
+    if not hasattr(module, "__path__") or not importlib.util.find_spec(f"{name}.{ROUTES_MODULE}"):
+        found = [
+            ".".join((name, *routes.parent.relative_to(directory).parts))
+            for directory in getattr(module, "__path__", [])
+            for routes in sorted(Path(directory).rglob(f"*/{ROUTES_MODULE}.py"))
+        ]
+    if not found:
+        raise UsageError(
+            f"{name} holds no protoc-gen-restmon modules ({ROUTES_MODULE}.py): "
+            "give the package `restmon generate` wrote, e.g. gen.bookstore.v1 or gen"
+        )
+    for package in found:
+        try:
+            GeneratedPackage.load(package)
+        except LookupError as err:  # a route module without its monitor module
+            raise UsageError(str(err)) from err
+    return found
+
+
+def proxy_gateway(args: argparse.Namespace) -> Gateway | ClosingMonitor:
+    """The app `restmon serve` runs: the Gateway in proxy mode in front of `--upstream`;
+    with `--db`, every call recorded there and the admin API (`/api/grpc/…`, `/cfg/grpc/…`,
+    `/metrics`, behind admin credentials) served on the same port."""
+    from protoc_gen_restmon.runtime.gateway import Gateway, GatewayOptions
+    from protoc_gen_restmon.runtime.upstream import Target
+
+    try:
+        Target.parse(args.upstream)
+    except ValueError as err:
+        raise UsageError(str(err)) from err
+    # Like `python -m`: modules are found from the current directory, then --path ones first.
+    sys.path[:0] = [*args.path, os.getcwd()]
+    packages = [found for name in args.package for found in generated_packages(name)]
+    options = GatewayOptions(deadline=args.deadline or None, connect_timeout=args.connect_timeout)
+    tls = upstream_tls(args)
+    monitor = None if args.db is None else open_monitor(args.db, packages)
+    gateway = Gateway(
+        upstream=args.upstream,
+        packages=packages,
+        upstream_tls=tls,
+        options=options,
+        monitor=monitor,
+    )
+    if monitor is None:
+        return gateway
+    from protoc_gen_restmon.runtime.monitor.admin import AdminApp, with_admin
+
+    admin = AdminApp(monitor, packages=packages, proto_dir=args.proto_dir)
+    return ClosingMonitor(with_admin(gateway, admin), monitor)
+
+
+def upstream_tls(args: argparse.Namespace) -> bool | ssl.SSLContext:
+    """TLS to the upstream: off, the system's CAs (--upstream-tls), or a context trusting
+    --upstream-ca and presenting --upstream-cert/--upstream-key (mutual TLS)."""
+    if args.upstream_cert and not args.upstream_key:
+        raise UsageError("--upstream-cert needs --upstream-key")
+    if not (args.upstream_ca or args.upstream_cert):
+        return bool(args.upstream_tls)
+    try:
+        context = ssl.create_default_context(cafile=args.upstream_ca)
+        if args.upstream_cert:
+            context.load_cert_chain(args.upstream_cert, args.upstream_key)
+    except (OSError, ssl.SSLError) as err:
+        raise UsageError(f"upstream TLS: {err}") from err
+    context.set_alpn_protocols(["h2"])  # gRPC is HTTP/2
+    return context
+
+
+def open_monitor(url: str, packages: list[str]) -> Monitor:
+    from protoc_gen_restmon.runtime.monitor.monitor import Monitor
+
+    try:
+        return Monitor(url, packages=packages)
+    except Exception as err:  # whatever the store says: the server must not start without it
+        raise UsageError(f"--db {url}: {err}") from err
+
+
+class ClosingMonitor:
+    """The gateway, with its monitor closed (queued records written) at lifespan shutdown:
+    uvicorn re-raises the signal that stopped it, so nothing runs after `uvicorn.run`."""
+
+    def __init__(self, app: App, monitor: Monitor) -> None:
+        self.app = app
+        self.monitor = monitor
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def receive_closing() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.shutdown":
+                await self.monitor.aclose()
+            return message
+
+        await self.app(scope, receive_closing, send)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    try:
+        gateway = proxy_gateway(args)
+    except UsageError as err:
+        print(f"restmon serve: {err}", file=sys.stderr)
+        return 2
+    uvicorn.run(
+        gateway,
+        host=args.host,
+        port=args.port,
+        root_path=args.root_path,
+        log_level=args.log_level,
+        lifespan="on",
+    )
+    return 0
+
+
+def register(commands: Any) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="serve the REST routes of generated packages in front of a gRPC server",
+        description="Run the REST gateway (uvicorn) in proxy mode: every HTTP binding of the "
+        "generated packages, each call made on the --upstream gRPC server.",
+    )
+    serve.add_argument("--upstream", required=True, metavar="HOST:PORT", help="the gRPC server")
+    serve.add_argument(
+        "--package",
+        action="append",
+        required=True,
+        metavar="MODULE",
+        help="a generated package (gen.bookstore.v1), or a package holding them (gen); repeatable",
+    )
+    serve.add_argument(
+        "--path",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="put DIR on sys.path first (the directory holding the generated `gen/`); "
+        "the current directory is always searched",
+    )
+    serve.add_argument(
+        "--upstream-tls", action="store_true", help="connect with TLS, trusting the system's CAs"
+    )
+    serve.add_argument("--upstream-ca", metavar="FILE", help="connect with TLS, trusting this CA")
+    serve.add_argument("--upstream-cert", metavar="FILE", help="client certificate (mutual TLS)")
+    serve.add_argument("--upstream-key", metavar="FILE", help="the client certificate's key")
+    serve.add_argument("--host", default="127.0.0.1", help="listen address; default 127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080, help="listen port; default 8080")
+    serve.add_argument(
+        "--deadline",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="timeout of a call without a Grpc-Timeout header (0: none); default 30",
+    )
+    serve.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="how long connecting to the upstream may take before a 503; default 2",
+    )
+    serve.add_argument("--root-path", default="", help="the path prefix a reverse proxy strips")
+    serve.add_argument("--log-level", default="info", choices=LOG_LEVELS)
+    serve.add_argument(
+        "--db",
+        metavar="URL",
+        help="record every call into this database: sqlite:///restmon.db or postgresql://…",
+    )
+    serve.add_argument(
+        "--proto-dir",
+        type=Path,
+        metavar="DIR",
+        help="where the admin API's POST /cfg/grpc/proto-files/generate/ writes .proto files",
+    )
+    serve.set_defaults(run=cmd_serve)
