@@ -37,6 +37,8 @@ bench: venv
 	$(PY) benchmarks/bench_gateway.py
 	$(PY) benchmarks/bench_proxy.py
 	$(PY) benchmarks/bench_proxy_memory.py
+	$(PY) benchmarks/bench_monitor_store.py
+	$(PY) benchmarks/bench_monitor_overhead.py
 
 lint: venv
 	$(BIN)/ruff check protoc_gen_restmon tests benchmarks examples
