@@ -1,8 +1,10 @@
 """Proxy mode end to end: `Gateway(upstream=…)` in front of a real grpclib server on loopback.
 
 The server hosts the recording example Bookstore (tests/proxy_fixtures.py); requests go through
-the gateway's ASGI interface, the call over HTTP/2 as wire bytes. Rows of the in-process
-conformance tables run here too, where the server sees what an in-process handler would.
+the gateway's ASGI interface, the call over HTTP/2 as wire bytes. What the gateway does for
+every backend (routing, query and body transcoding, responses, codes, streams) is the conformance
+suite's (tests/test_gateway_conformance*.py, run on the grpclib and grpcio upstreams too); this
+file holds what only proxy mode has: the channel, deadlines, and headers as metadata.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import base64
 import time
 from collections.abc import Iterator, MutableMapping
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
@@ -20,15 +23,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protoc_gen_restmon.runtime.gateway import Gateway, GatewayOptions
+from protoc_gen_restmon.runtime.observe import CallInfo
 from protoc_gen_restmon.runtime.status import Code, RpcError
 from protoc_gen_restmon.runtime.upstream import Target, build_context, decode_timeout
 from tests.gateway_fixtures import (
-    DUNE,
     JSON,
     UUID,
     Served,
     asgi_call,
-    assert_answered,
     assert_status_body,
 )
 from tests.proxy_fixtures import (
@@ -39,9 +41,6 @@ from tests.proxy_fixtures import (
     proxy_call,
     running_upstream,
 )
-from tests.test_gateway_conformance import QUERY
-from tests.test_gateway_conformance_body import BODIES
-from tests.test_gateway_conformance_response import CODES, STREAMS
 
 
 @pytest.fixture(name="upstream")
@@ -60,69 +59,12 @@ def fixture_proxied(bookstore_pb: ModuleType, upstream: RunningUpstream) -> Serv
     return proxy(bookstore_pb, upstream)
 
 
-# --- Calls ---
-
-
-def test_proxy_unary_get(proxied: Served) -> None:
-    reply = proxy_call(proxied.gateway, "GET", f"/v1/{DUNE}")
-    assert reply.status == 200
-    assert reply.json()["title"] == "Dune"
-    assert proxied.requests() == [("get_book", {"name": DUNE})]
-
-
-def test_proxy_post_with_body(proxied: Served) -> None:
-    reply = proxy_call(
-        proxied.gateway,
-        "POST",
-        "/v1/shelves?shelf_id=poetry",
-        headers=JSON,
-        body=b'{"displayName":"Poetry"}',
-    )
-    assert reply.status == 200, reply.body
-    shelf = reply.json()
-    assert (shelf["name"], shelf["displayName"]) == ("shelves/poetry", "Poetry")
+# --- Packages and the channel ---
 
 
 def test_proxy_packages_by_dotted_name(bookstore_pb: ModuleType, upstream: RunningUpstream) -> None:
     gateway = Gateway(upstream=upstream.address, packages=[bookstore_pb.__name__])
     assert proxy_call(gateway, "GET", "/v1/shelves/fiction").json()["name"] == "shelves/fiction"
-
-
-def test_proxy_service_error_is_its_status(proxied: Served) -> None:
-    reply = proxy_call(proxied.gateway, "GET", "/v1/shelves/nowhere")
-    assert_status_body(reply, 404, 5, "shelves/nowhere not found")
-
-
-def test_proxy_route_miss_never_calls_upstream(proxied: Served) -> None:
-    reply = proxy_call(proxied.gateway, "GET", "/v2/nothing")
-    assert_status_body(reply, 404, 5)
-    assert proxied.requests() == []
-
-
-def test_proxy_bad_request_is_400_before_the_call(proxied: Served) -> None:
-    reply = proxy_call(proxied.gateway, "GET", "/v1/shelves/fiction/books?page_size=x")
-    assert_status_body(reply, 400, 3, "page_size")
-    assert proxied.requests() == []
-
-
-def test_proxy_server_stream_is_ndjson(proxied: Served) -> None:
-    reply = proxy_call(proxied.gateway, "GET", "/v1/shelves/fiction:watch")
-    assert reply.header("content-type") == "application/x-ndjson"
-    [line] = reply.lines()
-    assert line["result"]["bookAdded"]["name"] == DUNE
-
-
-def test_proxy_client_stream_from_ndjson(proxied: Served) -> None:
-    body = b'{"name":"shelves/fiction/books/a"}\n{"name":"shelves/fiction/books/b"}\n'
-    reply = proxy_call(
-        proxied.gateway,
-        "POST",
-        "/v1/books:import",
-        headers=[("content-type", "application/x-ndjson")],
-        body=body,
-    )
-    assert reply.status == 200, reply.body
-    assert reply.json()["importedCount"] == 2
 
 
 def test_proxy_reuses_one_channel_per_loop(proxied: Served) -> None:
@@ -398,52 +340,50 @@ def test_target_parse_refuses_addresses_without_port(address: str) -> None:
         Target.parse(address)
 
 
-# --- In-process conformance rows, in proxy mode ---
-
-# Failures the server itself writes differently: an exception becomes UNKNOWN (grpclib's
-# server), a code outside google.rpc.Code cannot be sent, and OK carries no message.
-PROXY_CODES = [row for row in CODES if row.id not in {"0-OK", "99-other"}]
-PROXY_STREAMS = [row for row in STREAMS if "exception" not in str(row.id)]
-PROXY_BODIES = BODIES[::4]
+# --- What the observer (the monitor) is told ---
 
 
-@pytest.mark.parametrize(("target", "request_dict"), QUERY[::3])
-def test_proxy_query_parameters_fill_the_request(
-    proxied: Served, target: str, request_dict: dict[str, Any]
-) -> None:
-    reply = proxy_call(proxied.gateway, "GET", target)
-    [(handler, got)] = proxied.requests()
-    bound = {"list_shelves": {}, "list_books": {"parent": "shelves/fiction"}}[handler]
-    assert got == {**bound, **request_dict}
-    assert reply.status == 200
+@dataclass
+class Recorder:
+    """An observer keeping the CallInfo and the final code of every call."""
+
+    calls: list[tuple[CallInfo, Code]] = field(default_factory=list)
+
+    def begin(self, info: CallInfo) -> Recorder.Call:
+        return Recorder.Call(self, info)
+
+    @dataclass
+    class Call:
+        recorder: Recorder
+        info: CallInfo
+
+        def finish(self, code: Code, message: str = "") -> None:
+            self.recorder.calls.append((self.info, code))
 
 
-@pytest.mark.parametrize(("method", "target", "headers", "body", "received"), PROXY_BODIES)
-def test_proxy_body_fills_the_request(
-    proxied: Served,
+CARDINALITY_CALLS = [
+    pytest.param("GET", "/v1/shelves/fiction", b"", ("GetShelf", "unary"), id="unary"),
+    pytest.param(
+        "GET", "/v1/shelves/fiction:watch", b"", ("WatchShelf", "server_stream"), id="server"
+    ),
+    pytest.param(
+        "POST", "/v1/books:import", b'{"name":"a"}\n', ("ImportBooks", "client_stream"), id="client"
+    ),
+]
+
+
+@pytest.mark.parametrize(("method", "target", "body", "seen"), CARDINALITY_CALLS)
+def test_proxy_tells_the_observer_the_grpc_type(
+    bookstore_pb: ModuleType,
+    upstream: RunningUpstream,
     method: str,
     target: str,
-    headers: list[tuple[str, str]],
     body: bytes,
-    received: tuple[str, dict[str, Any]],
+    seen: tuple[str, str],
 ) -> None:
-    reply = proxy_call(proxied.gateway, method, target, headers=headers, body=body)
-    assert proxied.requests() == [received]
-    assert_answered(reply, 200)
-
-
-@pytest.mark.parametrize(("code", "http_status"), PROXY_CODES)
-def test_proxy_grpc_codes_map_to_http_statuses(
-    proxied: Served, code: int, http_status: int
-) -> None:
-    reply = proxy_call(proxied.gateway, "GET", f"/v1/shelves/fail-{code}")
-    assert_status_body(reply, http_status, code)
-    assert reply.json()["message"] == f"injected failure with code {code}"
-
-
-@pytest.mark.parametrize(("target", "headers", "decode", "expected"), PROXY_STREAMS)
-def test_proxy_server_streams_are_ndjson_or_sse(
-    proxied: Served, target: str, headers: list[tuple[str, str]], decode: Any, expected: Any
-) -> None:
-    reply = proxy_call(proxied.gateway, "GET", target, headers=headers)
-    assert decode(reply) == expected
+    recorder = Recorder()
+    gateway = Gateway(upstream=upstream.address, packages=[bookstore_pb], monitor=recorder)
+    reply = proxy_call(gateway, method, target, headers=JSON, body=body)
+    assert reply.status == 200, reply.body
+    [(info, code)] = recorder.calls
+    assert (info.method, info.grpc_type, info.transport, code) == (*seen, "http", Code.OK)

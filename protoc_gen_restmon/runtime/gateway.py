@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import json
 import logging
 import ssl
 import uuid
@@ -36,12 +34,12 @@ from protoc_gen_restmon.runtime.http import (
     wants_event_stream,
 )
 from protoc_gen_restmon.runtime.json_mapping import JsonOptions
-from protoc_gen_restmon.runtime.json_write import to_json
+from protoc_gen_restmon.runtime.json_write import field_to_json, to_json
 from protoc_gen_restmon.runtime.observe import NO_OBSERVER, CallInfo, Observation, Observer
 from protoc_gen_restmon.runtime.registry import DescriptorRegistry
 from protoc_gen_restmon.runtime.router import RouteMatch, Router
 from protoc_gen_restmon.runtime.services import GeneratedPackage, implemented_services
-from protoc_gen_restmon.runtime.specs import Binding, ServiceSpec
+from protoc_gen_restmon.runtime.specs import Binding, Cardinality, ServiceSpec
 from protoc_gen_restmon.runtime.status import Code, RpcError
 from protoc_gen_restmon.runtime.transcode import TranscodeOptions, build_request
 from protoc_gen_restmon.runtime.upstream import (
@@ -56,6 +54,13 @@ logger = logging.getLogger("protoc_gen_restmon.gateway")
 
 HTTP_BODY = "google.api.HttpBody"
 NDJSON_MEDIA_TYPES = frozenset({NDJSON.decode(), "application/jsonl"})
+# CallInfo.grpc_type: the words of grpc_server_handled_total's grpc_type label.
+GRPC_TYPES = {
+    Cardinality.UNARY_UNARY: "unary",
+    Cardinality.STREAM_UNARY: "client_stream",
+    Cardinality.UNARY_STREAM: "server_stream",
+    Cardinality.STREAM_STREAM: "bidi_stream",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,10 +112,6 @@ class Gateway:
     ):
         self.options = options or GatewayOptions()
         self.monitor: Observer = monitor if monitor is not None else NO_OBSERVER
-        # Request bodies are parsed by transcode: JsonOptions' parsing switch applies there too.
-        self._transcode = self.options.transcode
-        if self.options.json.ignore_unknown_fields:
-            self._transcode = dataclasses.replace(self._transcode, ignore_unknown_fields=True)
         self._forward = forwarded_names(self.options.forward_headers)
         self.registry = DescriptorRegistry()
         self._methods: dict[str, RpcMethod] = {}
@@ -201,7 +202,7 @@ class Gateway:
 
     async def _requests(self, call: _Call, receive: Receive) -> AsyncIterator[Message]:
         """The request message(s): one, or one per NDJSON body line."""
-        options = self._transcode
+        options = self.options.transcode
         if not call.method.client_streaming:
             body = await read_body(receive, options.max_body_bytes)
             yield self._request(call, body)
@@ -221,7 +222,8 @@ class Gateway:
             scope.get("query_string", b""),
             body,
             content_type,
-            self._transcode,
+            self.options.transcode,
+            self.options.json,
         )
         return message
 
@@ -272,13 +274,7 @@ class Gateway:
     def _json(self, message: Any, binding: Binding) -> bytes:
         if binding.response_body is None:
             return to_json(message, self.options.json)
-        document = json.loads(to_json(message, self.options.json))
-        key = (
-            binding.response_body.proto[0]
-            if self.options.json.use_proto_names
-            else binding.response_body.json[0]
-        )
-        return json.dumps(document.get(key), separators=(",", ":"), ensure_ascii=False).encode()
+        return field_to_json(message, binding.response_body.proto[0], self.options.json)
 
 
 async def _send_chunk(send: Send, payload: bytes, sse: bool) -> None:
@@ -339,6 +335,7 @@ def _call_info(scope: Scope, method: RpcMethod, request_id: str) -> CallInfo:
             (name.decode("latin-1").lower(), value.decode("latin-1"))
             for name, value in scope.get("headers", ())
         ),
+        grpc_type=GRPC_TYPES[method.spec.cardinality],
     )
 
 

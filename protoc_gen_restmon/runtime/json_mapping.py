@@ -20,7 +20,8 @@ class JsonOptions:
     emit_unpopulated: bool = True  # write fields without presence even at their default
     use_proto_names: bool = False  # `display_name` rather than `displayName`
     enums_as_ints: bool = False  # `3` rather than `"GENRE_MYSTERY"`
-    ignore_unknown_fields: bool = False  # parsing: skip unknown keys and enum names, not a 400
+    # Parsing, request bodies included: skip unknown keys and enum names rather than a 400.
+    ignore_unknown_fields: bool = False
 
 
 DEFAULT_OPTIONS: Final = JsonOptions()

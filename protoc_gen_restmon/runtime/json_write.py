@@ -5,6 +5,7 @@ type and option set on first use and keeps it: the same output (the tests compar
 fraction of the time. Any, Struct, Value and ListValue are rare and are handed to `json_format`.
 
     to_json(Book(title="Dune", isbn_13="978"))      # b'{"title":"Dune","isbn":"978",...}'
+    field_to_json(ListGenresResponse(genres=[1]), "genres")     # b'["GENRE_FICTION"]'
 """
 
 from __future__ import annotations
@@ -35,12 +36,14 @@ from protoc_gen_restmon.runtime.json_mapping import (
 from protoc_gen_restmon.runtime.registry import descriptor_of, is_map_field
 from protoc_gen_restmon.runtime.status import Code, RpcError
 
-__all__ = ["to_json", "wire_to_json"]
+__all__ = ["field_to_json", "to_json", "wire_to_json"]
 
 _Writer = Callable[[Any], Any]  # a value as a upb message holds it -> the value json.dumps writes
 _WriterKey = tuple[Descriptor, bool, bool, bool]
+_FieldKey = tuple[Descriptor, str, bool, bool, bool]
 
 _WRITERS: dict[_WriterKey, _Writer] = {}
+_FIELD_WRITERS: dict[_FieldKey, _Writer] = {}  # message -> the JSON value of one of its fields
 _ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
 
 
@@ -55,6 +58,22 @@ def to_json(message: Message, options: JsonOptions = DEFAULT_OPTIONS) -> bytes:
     except (ValueError, TypeError, json_format.Error) as err:
         raise RpcError(
             Code.INTERNAL, f"cannot write {message.DESCRIPTOR.full_name} as JSON: {err}"
+        ) from err
+
+
+def field_to_json(message: Message, name: str, options: JsonOptions = DEFAULT_OPTIONS) -> bytes:
+    """The JSON value of the top-level field `name` (proto name) of `message` (`response_body`).
+
+    The value `to_json(message, options)` writes under the field's key, or `null` when it writes
+    no key (a field unset, or at its default without `emit_unpopulated`). A repeated field is an
+    array, a map an object, a message an object; errors are those of `to_json`.
+    """
+    descriptor = descriptor_of(message)
+    try:
+        return _ENCODER.encode(_field_value_writer(descriptor, name, options)(message)).encode()
+    except (ValueError, TypeError, json_format.Error) as err:
+        raise RpcError(
+            Code.INTERNAL, f"cannot write {descriptor.full_name}.{name} as JSON: {err}"
         ) from err
 
 
@@ -85,6 +104,54 @@ def _writer(descriptor: Descriptor, options: JsonOptions) -> _Writer:
         built.append(_build_writer(descriptor, options))
         found = _WRITERS[key] = built[0]
     return found
+
+
+def _field_value_writer(descriptor: Descriptor, name: str, options: JsonOptions) -> _Writer:
+    key = (
+        descriptor,
+        name,
+        options.emit_unpopulated,
+        options.use_proto_names,
+        options.enums_as_ints,
+    )
+    found = _FIELD_WRITERS.get(key)
+    if found is None:
+        field = descriptor.fields_by_name.get(name)
+        if field is None:
+            raise RpcError(Code.INTERNAL, f'{descriptor.full_name} has no field "{name}"')
+        found = _FIELD_WRITERS[key] = _build_field_value_writer(field, options)
+    return found
+
+
+def _build_field_value_writer(field: FieldDescriptor, options: JsonOptions) -> _Writer:
+    """What `_build_message_writer`'s writer puts under the field's key; None (null) for no key."""
+    name = field.name
+    convert = _field_writer(field, options)
+    is_set = _presence_test(field)
+    emits_default = options.emit_unpopulated and not field.has_presence
+    absent = _default_json(field, options) if emits_default else None
+
+    def write(message: Any) -> Any:
+        if not is_set(message):
+            return absent
+        value = getattr(message, name)
+        return value if convert is None else convert(value)
+
+    return write
+
+
+def _presence_test(field: FieldDescriptor) -> Callable[[Any], bool]:
+    """Whether ListFields lists `field`: HasField, or for a field without presence a non-empty
+    list or map, or a value whose bytes are not all zero (-0.0 is listed, 0.0 is not)."""
+    name = field.name
+    if field.has_presence:
+        return lambda message: bool(message.HasField(name))
+    floats = (FieldDescriptor.CPPTYPE_DOUBLE, FieldDescriptor.CPPTYPE_FLOAT)
+    if not field.is_repeated and field.cpp_type in floats:
+        return lambda message: (
+            math.copysign(1.0, getattr(message, name)) < 0 or bool(getattr(message, name))
+        )
+    return lambda message: bool(getattr(message, name))
 
 
 def _build_writer(descriptor: Descriptor, options: JsonOptions) -> _Writer:

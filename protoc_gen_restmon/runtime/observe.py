@@ -13,9 +13,12 @@ from typing import Protocol
 from protoc_gen_restmon.runtime.status import Code
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CallInfo:
-    """One call as it arrives, over gRPC or over the REST gateway."""
+    """One call as it arrives, over gRPC or over the REST gateway.
+
+    Built once per call on the hot path, hence not frozen (a frozen dataclass costs about
+    three times as much to build); nothing changes it after `begin`."""
 
     service: str  # full name, e.g. bookstore.v1.Bookstore
     method: str  # e.g. GetBook
@@ -28,6 +31,8 @@ class CallInfo:
     http_path: str = ""
     # Request metadata / headers, keys lower-case (x-api-key, authorization, …).
     metadata: tuple[tuple[str, str], ...] = ()
+    # unary | client_stream | server_stream | bidi_stream; "" when the observer knows the method.
+    grpc_type: str = ""
 
     def get(self, key: str) -> str | None:
         for name, value in self.metadata:

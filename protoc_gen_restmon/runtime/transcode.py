@@ -54,19 +54,17 @@ BODY_ALL = ("*",)
 HTTP_BODY = "google.api.HttpBody"
 # `application/json`, or a structured syntax suffix: `application/merge-patch+json` (RFC 6839).
 JSON_MEDIA_TYPE = re.compile(r"application/(?:[a-z0-9!#$&^_.+-]+\+)?json")
-# What the codec's parser needs of the options: whether unknown names are a 400.
-JSON_STRICT = JsonOptions()
-JSON_LENIENT = JsonOptions(ignore_unknown_fields=True)
 
 
 @dataclass(frozen=True, slots=True)
 class TranscodeOptions:
     ignore_unknown_query: bool = False  # drop unknown query parameters instead of a 400
-    ignore_unknown_fields: bool = False  # drop unknown JSON body fields instead of a 400
     max_body_bytes: int = 4 * 1024 * 1024  # larger bodies are a 413
 
 
 DEFAULT_OPTIONS = TranscodeOptions()
+# Unknown JSON body fields are JsonOptions.ignore_unknown_fields: the JSON mapping's own switch.
+DEFAULT_JSON = JsonOptions()
 
 
 def build_request(
@@ -77,6 +75,7 @@ def build_request(
     body: bytes,
     content_type: str | None,
     options: TranscodeOptions = DEFAULT_OPTIONS,
+    json_options: JsonOptions = DEFAULT_JSON,
 ) -> M:
     """A new `cls` filled from the request; `params` are the decoded path variable values.
 
@@ -85,7 +84,7 @@ def build_request(
     `GetChapterRequest(book="shelves/s/books/b", chapter_number=3)`, or a 400 naming `fields`.
     """
     message = cls()
-    document = decode_body(message, binding, body, content_type, options)
+    document = decode_body(message, binding, body, content_type, options, json_options)
     set_path_params(message, params)
     given = set_query_params(message, binding, parse_query(query), options)
     if isinstance(document, dict):
@@ -102,6 +101,7 @@ def decode_body(
     body: bytes,
     content_type: str | None,
     options: TranscodeOptions,
+    json_options: JsonOptions = DEFAULT_JSON,
 ) -> object:
     """Fill `message` from the body; returns the parsed JSON document, or None."""
     check_body_size(body, options.max_body_bytes)
@@ -121,7 +121,7 @@ def decode_body(
         return None
     check_json_content_type(content_type)
     document = load_json(body)
-    parse_json(message, target, document, options.ignore_unknown_fields)
+    parse_json(message, target, document, json_options)
     return document
 
 
@@ -197,7 +197,7 @@ def _no_constant(name: str) -> object:
 
 
 def parse_json(
-    message: Message, target: Field | None, document: object, ignore_unknown: bool
+    message: Message, target: Field | None, document: object, options: JsonOptions = DEFAULT_JSON
 ) -> None:
     """The proto3 JSON mapping into the whole message (`*`) or into one of its fields.
 
@@ -210,7 +210,7 @@ def parse_json(
     # A field's value is parsed as the value of that one key of the whole request.
     wrapped: Any = {target.json_name: document} if target is not None else document
     try:
-        merge_json(message, wrapped, JSON_LENIENT if ignore_unknown else JSON_STRICT)
+        merge_json(message, wrapped, options)
     except JsonFieldError as exc:
         raise RpcError(Code.INVALID_ARGUMENT, describe_json_error(exc.path, exc.problem)) from exc
 
