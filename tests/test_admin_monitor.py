@@ -328,7 +328,15 @@ def test_dashboard_page_reads_endpoints_that_answer(stack: AdminStack) -> None:
         assert response.status_code == 200
         assert response.headers["content-type"] == "text/html; charset=utf-8"
         fetched = re.findall(r'get\(`?"?(\.\./[^`"?]+/)', response.text)
-        assert sorted(set(fetched)) == ["../health/", "../methods/", "../overview/", "../requests/"]
+        assert sorted(set(fetched)) == [
+            "../../api-keys/",
+            "../../api-keys/stats/",
+            "../health/",
+            "../methods/",
+            "../overview/",
+            "../requests/",
+            "../services/",
+        ]
         for path in fetched:
             url = urllib.parse.urljoin(page, path)
             assert client.get(url, params={"hours": 24}).status_code == 200, url

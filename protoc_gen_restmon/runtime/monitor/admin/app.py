@@ -46,6 +46,15 @@ TEXT = b"text/plain; charset=utf-8"
 HTML = b"text/html; charset=utf-8"
 METRICS = "/metrics"
 DASHBOARD = "dashboard.html"
+# The page's own CSP (a meta tag) allows only its inline script and style; framing and
+# sniffing can only be refused by headers.
+DASHBOARD_HEADERS = [
+    (b"cache-control", b"no-store"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+]
 
 
 class MonitorLike(Protocol):
@@ -222,7 +231,7 @@ class AdminApp:
 
     async def dashboard(self, request: Request) -> Reply:
         """The HTML page reading the endpoints above (HTTP Basic: browsers send it again)."""
-        return Reply(200, self.dashboard_page, HTML, [(b"cache-control", b"no-store")])
+        return Reply(200, self.dashboard_page, HTML, DASHBOARD_HEADERS)
 
     async def metrics(self, request: Request) -> Reply:
         return Reply(200, await asyncio.to_thread(self.monitor.metrics), PROMETHEUS)
