@@ -50,8 +50,9 @@ def grpcio_classes(root: Path) -> Iterator[None]:
     if result.returncode:
         raise AssertionError(f"protoc --python_out failed: {result.stderr}")
     top = {file.split("/")[0] for file in EXAMPLE_FILES}  # bookstore, common
-    if any(name in sys.modules for name in top):
-        raise AssertionError(f"modules named {top} are already imported")
+    # Other fixtures (tests/runtime_fixtures.py) import the same protos' --python_out modules
+    # under the same names, without the _grpc modules: set them aside, and restore them after.
+    saved = {m: sys.modules.pop(m) for m in list(sys.modules) if m.split(".")[0] in top}
     sys.path.insert(0, str(root))
     importlib.invalidate_caches()
     try:
@@ -60,6 +61,7 @@ def grpcio_classes(root: Path) -> Iterator[None]:
         sys.path.remove(str(root))
         for module in [m for m in sys.modules if m.split(".")[0] in top]:
             del sys.modules[module]
+        sys.modules.update(saved)
 
 
 def _methods() -> list[Any]:
