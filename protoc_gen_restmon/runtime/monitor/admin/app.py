@@ -131,7 +131,9 @@ class AdminApp:
             return
         except StoreError as error:
             logger.warning("admin API: store failed on %s: %s", scope["path"], error)
-            await respond_error(send, RpcError(Code.UNAVAILABLE, f"store: {error}"), [])
+            # The detail (host, port, database) is for the log, not for whoever is asking.
+            unavailable = RpcError(Code.UNAVAILABLE, "the monitor's store is unavailable")
+            await respond_error(send, unavailable, [])
             return
         except ClientDisconnected:
             return

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 
 from protoc_gen_restmon.runtime.monitor.keys import hash_key, hash_password, verify_password
-from protoc_gen_restmon.runtime.monitor.model import AdminToken, Store
+from protoc_gen_restmon.runtime.monitor.model import AdminToken, Store, StoreError
 from protoc_gen_restmon.runtime.status import Code, RpcError
 
 __all__ = ["CHALLENGE", "AdminAuth", "create_admin_token", "unauthorized"]
@@ -35,6 +35,11 @@ class AdminAuth:
     Password hashes are slow on purpose (scrypt), so a successful Basic check is remembered for
     `cache_seconds`, keyed by a SHA-256 of the user, the password and the stored hash: the
     plaintext is never kept, and changing the password invalidates the entry at once.
+
+    The store is always asked first (a revoked token or a changed password takes effect at
+    once). Only when it cannot answer (`StoreError`) are credentials accepted that succeeded
+    within `cache_seconds` — remembered by digest only — so that an admin can still read
+    `health` while the store is down; other requests then get the StoreError (a 503).
     """
 
     def __init__(
@@ -71,12 +76,21 @@ class AdminAuth:
         if not token:
             return False
         digest = hash_key(token)
-        found = self.store.admin_token_by_hash(digest)
-        return (
+        remembered = _fallback_key("bearer", digest)
+        try:
+            found = self.store.admin_token_by_hash(digest)
+        except StoreError:
+            if self._remembered(remembered):
+                return True
+            raise
+        ok = (
             found is not None
             and found.is_active
             and hmac.compare_digest(found.token_hash.encode(), digest.encode())
         )
+        if ok:
+            self._remember(remembered)
+        return ok
 
     async def _basic(self, credentials: str) -> bool:
         try:
@@ -86,20 +100,33 @@ class AdminAuth:
         username, colon, password = decoded.partition(":")
         if not colon:
             return False
-        stored = await asyncio.to_thread(self.store.admin_password_hash, username)
+        remembered = _fallback_key("basic", username, password)
+        try:
+            stored = await asyncio.to_thread(self.store.admin_password_hash, username)
+        except StoreError:
+            if self._remembered(remembered):
+                return True
+            raise
         if stored is None:
             await asyncio.to_thread(self._check_decoy, password)
             return False
         key = _cache_key(username, password, stored)
-        now = self.clock()
-        expiry = self._verified.get(key)
-        if expiry is not None and expiry > now:
+        if self._remembered(key):
             return True
         if not await asyncio.to_thread(verify_password, password, stored):
             return False
+        self._remember(key)
+        self._remember(remembered)
+        return True
+
+    def _remembered(self, key: bytes) -> bool:
+        expiry = self._verified.get(key)
+        return expiry is not None and expiry > self.clock()
+
+    def _remember(self, key: bytes) -> None:
+        now = self.clock()
         self._forget_expired(now)
         self._verified[key] = now + self.cache_seconds
-        return True
 
     def _check_decoy(self, password: str) -> None:
         if self._decoy is None:
@@ -109,6 +136,11 @@ class AdminAuth:
     def _forget_expired(self, now: float) -> None:
         for key in [k for k, expiry in self._verified.items() if expiry <= now]:
             del self._verified[key]
+
+
+def _fallback_key(*parts: str) -> bytes:
+    """What a success is remembered under for store outages: a digest, never the secret."""
+    return hashlib.sha256(json.dumps(["fallback", *parts]).encode()).digest()
 
 
 def _cache_key(username: str, password: str, stored: str) -> bytes:
