@@ -1,5 +1,8 @@
 """The Monitor on a real grpclib server, called by a real grpclib client over loopback.
 
+Every scenario runs with both ways of attaching: the RecvRequest event (`attach(server)`) and
+wrapped handlers (`attach(server, events=False)`).
+
 Each test runs one scenario on a fresh event loop (`asyncio.run`), against a fresh store
 (`store_url`: SQLite and PostgreSQL), and reads what was stored after flushing the writer.
 """
@@ -39,6 +42,17 @@ GET_SHELF = "GetShelf"
 def generated_monitor(pb: ModuleType) -> Any:
     """The generated hook class of the example service."""
     return importlib.import_module(f"{pb.__name__}._restmon_monitor").BookstoreServiceMonitor
+
+
+@pytest.fixture(autouse=True, params=[True, False], ids=["events", "handlers"])
+def attach_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every scenario twice: attached through RecvRequest, and with the handlers wrapped."""
+    attach = Monitor.attach
+
+    def attach_in_mode(self: Monitor, server: Any) -> None:
+        attach(self, server, events=request.param)
+
+    monkeypatch.setattr(Monitor, "attach", attach_in_mode)
 
 
 @pytest.fixture(name="monitor")

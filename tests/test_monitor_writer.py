@@ -1,4 +1,5 @@
-"""The batch writer against real stores: batching, merging, drops, store outages, retention."""
+"""The batch writer against real stores: batching, merging, drops, store outages, retention,
+and the live calls a Monitor queues (pending or final, depending on when the writer takes them)."""
 
 from __future__ import annotations
 
@@ -23,9 +24,12 @@ from protoc_gen_restmon.runtime.monitor.model import (
     fold_key_uses,
     merge_calls,
 )
+from protoc_gen_restmon.runtime.monitor.monitor import Monitor
 from protoc_gen_restmon.runtime.monitor.stores import SqlStore, sqlite_path
 from protoc_gen_restmon.runtime.monitor.stores.sqlite import SqliteBackend
 from protoc_gen_restmon.runtime.monitor.writer import BatchWriter
+from protoc_gen_restmon.runtime.observe import CallInfo
+from protoc_gen_restmon.runtime.status import Code
 from tests.monitor_fixtures import make_call
 from tests.postgres_server import PostgresServer
 
@@ -226,3 +230,64 @@ def test_retention_purges_old_calls(store: Store) -> None:
     with running(writer):
         wait_until(lambda: writer.purged == 5)
     assert call_ids(store) == {"new"}
+
+
+# Live calls: queued once by the Monitor, turned into records by the writer thread.
+
+INFO = CallInfo("bookstore.v1.Bookstore", "GetShelf", "grpc", "")
+
+
+@contextlib.contextmanager
+def monitor_on(store: Store, flush_interval: float) -> Iterator[Monitor]:
+    monitor = Monitor(store)
+    monitor.writer.flush_interval = flush_interval
+    assert monitor.writer.flush()  # the thread now sleeps `flush_interval` between batches
+    try:
+        yield monitor
+    finally:
+        monitor.close()
+
+
+def stored_statuses(store: Store) -> dict[str, CallStatus]:
+    return {r.call_id: r.status for r in store.requests(RequestQuery(limit=1000)).results}
+
+
+def test_live_call_taken_while_running_is_pending_then_final(store: Store) -> None:
+    with monitor_on(store, flush_interval=60) as monitor:  # the writer runs on flush only
+        ended_early = monitor.begin(INFO)
+        ended_early.finish(Code.OK)
+        running_calls = [monitor.begin(INFO) for _ in range(3)]
+        assert monitor.writer.flush()
+        statuses = stored_statuses(store)
+        assert sorted(statuses.values()) == [CallStatus.PENDING] * 3 + [CallStatus.SUCCESS]
+        for call, code in zip(
+            running_calls, (Code.OK, Code.DEADLINE_EXCEEDED, Code.CANCELLED), strict=True
+        ):
+            call.finish(code)
+        assert monitor.writer.flush()
+        assert sorted(stored_statuses(store).values()) == [
+            CallStatus.CANCELLED,
+            CallStatus.SUCCESS,
+            CallStatus.SUCCESS,
+            CallStatus.TIMEOUT,
+        ]
+        # One record for the call that ended before the writer saw it, two for the others.
+        assert (monitor.writer.recorded, monitor.writer.queue_depth) == (7, 0)
+
+
+def test_live_calls_ending_while_the_writer_takes_them_are_never_left_pending(
+    store: Store,
+) -> None:
+    """The writer takes calls as fast as it can while they end: whichever side is first,
+    every call ends up with its final status, written once."""
+    with monitor_on(store, flush_interval=0.0001) as monitor:
+        for _ in range(200):
+            calls = [monitor.begin(INFO) for _ in range(3)]
+            time.sleep(0.0002)  # lets the writer take some of them while they run
+            for call in calls:
+                call.finish(Code.NOT_FOUND)
+        assert monitor.writer.flush()
+        statuses = stored_statuses(store)
+        assert len(statuses) == 600 and set(statuses.values()) == {CallStatus.ERROR}
+        # More than one record per call: some were taken while running (pending, then final).
+        assert 600 < monitor.writer.recorded <= 1200 and monitor.writer.lost == 0

@@ -1,15 +1,23 @@
-"""Monitoring a grpclib server through its RecvRequest event.
+"""Monitoring a grpclib server: through its RecvRequest event, or by wrapping its handlers.
 
 `RecvRequest` lets a listener replace `method_func`, the coroutine that serves the stream. Our
 replacement wraps the original one: it sees the whole call (its end, the handler's exception,
 a cancellation or the deadline) without touching the messages, so client streams flow through
-unbuffered.
+unbuffered. This composes with other listeners (ours wraps whatever `method_func` it is given).
+
+grpclib's event machinery has a price of its own on every call: it builds a `RecvRequest`
+(seven keyword arguments through a generic `__init__`) and awaits each listener. With
+`events=False`, `attach` wraps each handler of the server's method table once instead, and
+grpclib keeps its no-listener fast path. The wrapper does the same work; the caveat is that a
+RecvRequest listener that replaces `method_func` without calling the one it was given now
+replaces the monitored handler too (such a listener also bypasses every other wrapper).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+import functools
+from typing import TYPE_CHECKING, Any, Protocol
 
 from grpclib import GRPCError
 from grpclib.const import Cardinality as GrpclibCardinality
@@ -23,6 +31,8 @@ from protoc_gen_restmon.runtime.status import Code, RpcError
 
 if TYPE_CHECKING:
     from grpclib._typing import IServerMethodFunc as MethodFunc
+    from grpclib.metadata import _Metadata
+    from grpclib.protocol import Peer
     from grpclib.server import Server, Stream
 
     from protoc_gen_restmon.runtime.monitor.monitor import Monitor
@@ -35,68 +45,122 @@ GRPC_TYPES: dict[GrpclibCardinality, str] = {
 }
 
 
-def attach(monitor: Monitor, server: Server) -> None:
-    """Record every call `server` serves; refuse those the monitor refuses, before the handler."""
+class Arrival(Protocol):
+    """What a RecvRequest event and a server Stream both tell of a call as it arrives."""
+
+    @property
+    def metadata(self) -> _Metadata | None: ...
+    @property
+    def peer(self) -> Peer: ...
+    @property
+    def user_agent(self) -> str | None: ...
+
+
+def attach(monitor: Monitor, server: Server, *, events: bool = True) -> None:
+    """Record every call `server` serves; refuse those the monitor refuses, before the handler.
+
+    `events=True`: through a RecvRequest listener; `events=False`: by wrapping the handlers
+    (see the module docstring)."""
     mapping: dict[str, Any] = getattr(server, "_mapping", {})
+    names: dict[str, tuple[str, str]] = {}  # "/pkg.Service/Method" -> ("pkg.Service", "Method")
     for path, handler in mapping.items():
         monitor.add_method(path, GRPC_TYPES[handler.cardinality])
+        names[path] = _split(path)
+    if not events:
+        for path, handler in mapping.items():
+            mapping[path] = handler._replace(func=_monitored(monitor, path, handler.func))
+        return
 
     async def on_request(event: RecvRequest) -> None:
-        info = call_info(event)
+        path: str = event.method_name
+        service, method = names.get(path) or _split(path)
         try:
-            observation = monitor.begin(info)
+            observation = monitor.begin(call_info(event, service, method))
         except RpcError as err:
             event.method_func = _refuse(err)
             return
-        event.method_func = _observed(event.method_func, observation, event.deadline)
+        event.method_func = functools.partial(_observe, event.method_func, observation)
 
     listen(server, RecvRequest, on_request)
 
 
-def call_info(event: RecvRequest) -> CallInfo:
-    method_name: str = event.method_name
-    service, _, method = method_name[1:].rpartition("/")
-    address = event.peer.addr()
-    host, port = (str(address[0]), address[1]) if address else ("", 0)
-    metadata = tuple((k, v) for k, v in event.metadata.items() if isinstance(v, str))
+def _split(path: str) -> tuple[str, str]:
+    service, _, method = path[1:].rpartition("/")
+    return service, method
+
+
+def call_info(arrival: Arrival, service: str, method: str) -> CallInfo:
+    """What the monitor needs of a call; positional arguments, as this runs per call."""
+    host, port = arrival.peer.addr() or ("", 0)
+    metadata = arrival.metadata
     return CallInfo(
-        service=service,
-        method=method,
-        transport="grpc",
-        request_id=str(event.metadata.get("x-request-id", "")),
-        peer=f"{host}:{port}" if host else "",
-        client_ip=host,
-        user_agent=event.user_agent or "",
-        metadata=metadata,
+        service,
+        method,
+        "grpc",
+        str(metadata.get("x-request-id", "")) if metadata else "",
+        f"{host}:{port}" if host else "",  # peer
+        str(host),  # client_ip
+        arrival.user_agent or "",
+        "",  # http_method
+        "",  # http_path
+        # Text metadata only: -bin values are bytes, of no use to key checks or hooks.
+        tuple((k, v) for k, v in metadata.items() if isinstance(v, str)) if metadata else (),
     )
 
 
 def _refuse(err: RpcError) -> MethodFunc:
     async def refuse(stream: Stream[Any, Any]) -> None:
-        raise GRPCError(Status(int(err.code)), err.message)
+        raise _grpc_error(err)
 
     return refuse
 
 
-def _observed(inner: MethodFunc, observation: Observation, deadline: Deadline | None) -> MethodFunc:
-    async def observed(stream: Stream[Any, Any]) -> None:
+def _grpc_error(err: RpcError) -> GRPCError:
+    return GRPCError(Status(int(err.code)), err.message)
+
+
+def _monitored(monitor: Monitor, path: str, inner: MethodFunc) -> MethodFunc:
+    """`inner` observed: the handler that `events=False` puts in the server's method table.
+    The body of `_observe` is repeated here: one coroutine less per call."""
+    service, method = _split(path)
+
+    async def monitored(stream: Stream[Any, Any]) -> None:
+        try:
+            observation = monitor.begin(call_info(stream, service, method))
+        except RpcError as err:
+            raise _grpc_error(err) from None
         code, message = Code.OK, ""
         try:
             await inner(stream)
-        except GRPCError as err:
-            code, message = Code(err.status.value), err.message or ""
-            raise
-        except asyncio.CancelledError:
-            code, message = cancellation(deadline)
-            raise
-        except Exception as err:
-            # grpclib answers UNKNOWN "Internal Server Error"; the record keeps the cause.
-            code, message = Code.UNKNOWN, f"{type(err).__name__}: {err}"
+        except BaseException as err:
+            code, message = _ending(err, stream.deadline)
             raise
         finally:
             observation.finish(code, message)
 
-    return observed
+    return monitored
+
+
+async def _observe(inner: MethodFunc, observation: Observation, stream: Stream[Any, Any]) -> None:
+    """Serve the call with `inner`, then finish the observation with how it ended."""
+    code, message = Code.OK, ""
+    try:
+        await inner(stream)
+    except BaseException as err:
+        code, message = _ending(err, stream.deadline)
+        raise
+    finally:
+        observation.finish(code, message)
+
+
+def _ending(err: BaseException, deadline: Deadline | None) -> tuple[Code, str]:
+    """The code and message of a call that raised `err`."""
+    if isinstance(err, GRPCError):
+        return Code(err.status.value), err.message or ""
+    if isinstance(err, asyncio.CancelledError):
+        return cancellation(deadline)
+    # grpclib answers UNKNOWN "Internal Server Error"; the record keeps the cause.
+    return Code.UNKNOWN, f"{type(err).__name__}: {err}"
 
 
 def cancellation(deadline: Deadline | None) -> tuple[Code, str]:

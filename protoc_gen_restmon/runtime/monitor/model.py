@@ -41,12 +41,15 @@ class KeyType(str, enum.Enum):
     DEVELOPMENT = "development"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CallRecord:
-    """One RPC. A call is written twice under the same `call_id`: `pending` when it starts,
-    its final status when it ends (the writer merges the two when both are queued)."""
+    """One RPC, as stored: `pending` while it runs, then its final status under the same
+    `call_id` (the store upserts; the writer merges the two when both are queued).
 
-    call_id: str  # unique per call (uuid4 hex); the store's upsert key
+    Not frozen: records are built per call, and a frozen dataclass costs about three times as
+    much to build. Nothing changes a record once built."""
+
+    call_id: str  # unique per call (32 hex digits); the store's upsert key
     request_id: str
     service_name: str
     method_name: str
@@ -68,6 +71,17 @@ class CallRecord:
     user_agent: str = ""
     # Set by per-method hooks (e.g. ("tenant", "acme")); stored as a JSON object.
     labels: tuple[tuple[str, str], ...] = ()
+
+
+class LiveCall(Protocol):
+    """A call queued once, when it starts, and turned into its record by the writer thread:
+    its final record if it has ended by then, else a `pending` one (the call then queues itself
+    again when it ends). Building records off the event loop keeps the per-call cost low."""
+
+    def record(self) -> CallRecord | None:
+        """The record to write now; None when the final one is written already. Called by
+        the writer thread only."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,23 +2,28 @@
 
 One `Monitor` serves any mix of transports: `monitor.attach(server)` for grpclib servers,
 `monitor.grpc_aio_interceptor()` for grpc.aio servers, `Gateway(..., monitor=monitor)` for the
-REST gateway. Each call is begun (`begin`, which may refuse it) and finished exactly once; both
-submit a record to the batch writer and never wait for the store.
+REST gateway. Each call is begun (`begin`, which may refuse it) and finished exactly once.
+
+The hot path does as little as it can: `begin` looks up what it knows of the method (metrics
+series, key requirement, hook; worked out on the method's first call), reads the clocks and
+queues the call itself (one `LiveCall`) for the writer thread, which draws its id and builds
+its records; `finish` notes the outcome and counts the metrics.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
+import itertools
 import logging
-import random
+import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from protoc_gen_restmon.runtime.monitor.access import KeyPolicy, TrustedProxies
 from protoc_gen_restmon.runtime.monitor.hooks import CallContext, Hook, ServiceMonitor
 from protoc_gen_restmon.runtime.monitor.keys import KeyRejected, KeyVerifier
 from protoc_gen_restmon.runtime.monitor.metrics import GRPC_TYPES, MethodSeries, MonitorMetrics
@@ -36,14 +41,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Always callable without a key: load balancers and tooling must reach them.
-PUBLIC_SERVICES = frozenset(
-    {
-        "grpc.health.v1.Health",
-        "grpc.reflection.v1alpha.ServerReflection",
-        "grpc.reflection.v1.ServerReflection",
-    }
-)
 # A call cancelled this close (seconds) to its deadline ran out of time. A client gives up at
 # its deadline and resets the stream; the reset often reaches the server before the server's
 # own timer fires, which started later (when the request arrived) and may be late on a busy loop.
@@ -57,75 +54,6 @@ def cancelled_call(time_remaining: float | None) -> tuple[Code, str]:
     if time_remaining is not None and time_remaining <= DEADLINE_SLACK:
         return Code.DEADLINE_EXCEEDED, "deadline exceeded"
     return Code.CANCELLED, "cancelled by the client"
-
-
-class KeyPolicy:
-    """Which methods need an API key: none, all, or the listed services and methods."""
-
-    def __init__(self, require: bool | Iterable[str]) -> None:
-        self._all = require is True
-        self._services: set[str] = set()
-        self._methods: set[str] = set()
-        if not isinstance(require, bool):
-            for entry in require:
-                self._add(entry)
-
-    def _add(self, entry: str) -> None:
-        if entry.startswith("/"):
-            service, _, method = entry[1:].partition("/")
-            if not service or not method or "/" in method:
-                raise ValueError(f"require_keys: {entry!r} is not /package.Service/Method")
-            self._methods.add(entry)
-        elif entry and "/" not in entry:
-            self._services.add(entry)
-        else:
-            raise ValueError(f"require_keys: {entry!r} is not package.Service")
-
-    def requires(self, service: str, path: str) -> bool:
-        return service not in PUBLIC_SERVICES and (
-            self._all or service in self._services or path in self._methods
-        )
-
-
-class TrustedProxies:
-    """Finds the client behind trusted proxies: the right-most untrusted X-Forwarded-For hop."""
-
-    def __init__(self, entries: Iterable[str]) -> None:
-        self._networks = tuple(ipaddress.ip_network(e, strict=False) for e in entries)
-
-    def client_ip(self, info: CallInfo) -> str:
-        peer = info.client_ip
-        if not self._networks or not self._trusted(peer):
-            return peer
-        hops = [
-            hop.strip()
-            for name, value in info.metadata
-            if name == "x-forwarded-for"
-            for hop in value.split(",")
-        ]
-        client = peer
-        for hop in reversed(hops):
-            if not _is_ip(hop):
-                break  # a forged or garbled hop: keep the last address a trusted proxy gave
-            client = hop
-            if not self._trusted(hop):
-                break
-        return client
-
-    def _trusted(self, address: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(ip in network for network in self._networks)
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 class Monitor:
@@ -155,11 +83,13 @@ class Monitor:
     ) -> None:
         # Configuration first: a mistake there must not leave a store open or a thread running.
         self._policy = KeyPolicy(require_keys)
-        self._proxies = TrustedProxies(trusted_proxies)
+        proxies = TrustedProxies(trusted_proxies)
+        # None without trusted proxies: the client is the peer, nothing to work out per call.
+        self._client_ip: Callable[[CallInfo], str] | None = proxies.client_ip if proxies else None
         self._hooks = _method_hooks(hooks)
         self._services: set[str] = set()
         self._grpc_types: dict[str, str] = {}
-        self._methods: dict[str, MethodState] = {}
+        self._methods: dict[tuple[str, str], MethodState] = {}  # by (service, method)
         for package in packages:
             self.add_services(GeneratedPackage.load(package).monitor.SERVICES)
         self._owns_store = isinstance(store, str)
@@ -190,11 +120,13 @@ class Monitor:
         self._services.add(path[1:].rpartition("/")[0])
         self._grpc_types[path] = grpc_type
 
-    def attach(self, server: Server) -> None:
-        """Observe every call of a grpclib server (through its RecvRequest event)."""
+    def attach(self, server: Server, *, events: bool = True) -> None:
+        """Observe every call of a grpclib server: through its RecvRequest event, or with
+        `events=False` by wrapping its handlers once, which spares grpclib's per-call event
+        dispatch (see `grpclib_events`)."""
         from protoc_gen_restmon.runtime.monitor.grpclib_events import attach
 
-        attach(self, server)
+        attach(self, server, events=events)
 
     def grpc_aio_interceptor(self) -> ServerInterceptor:
         """A grpc.aio server interceptor observing every call of the server it is given to."""
@@ -207,32 +139,37 @@ class Monitor:
     def begin(self, info: CallInfo, grpc_type: str | None = None) -> Observation:
         """Start recording a call; raise RpcError to refuse it (key missing, hook veto).
 
-        `grpc_type` labels the metrics (unary, client_stream, …); when not given, it is the
-        one of a known method (`packages`, attached servers) or "unary"."""
+        `grpc_type` (or `info.grpc_type`) labels the metrics (unary, client_stream, …); when
+        not given, it is the one of a known method (`packages`, attached servers) or "unary"."""
         try:
-            call = MonitoredCall(self, info, self._method(info, grpc_type))
-            refusal = self._admit(call)
+            state = self._methods.get((info.service, info.method))
+            if state is None:
+                state = self._method(info, grpc_type or info.grpc_type)
+            call = MonitoredCall(self, info, state)
+            refusal = self._admit(call) if state.admits else None
         except Exception:
             self.fault("begin")
             return UNRECORDED
         if refusal is not None:
             call.finish(refusal.code, refusal.message)
+            self.writer.submit(call)
             raise refusal
-        call.submit_pending()
+        self.writer.submit(call)
         return call
 
-    def _method(self, info: CallInfo, grpc_type: str | None) -> MethodState:
+    def _method(self, info: CallInfo, grpc_type: str) -> MethodState:
         """What is known of the call's method, worked out on its first call."""
         path = f"/{info.service}/{info.method}"
-        state = self._methods.get(path)
-        if state is None:
-            kind = grpc_type or self._grpc_types.get(path, "unary")
-            state = self._methods[path] = MethodState(
-                path=path,
-                series=self._metrics.series(kind, info.service, info.method),
-                requires_key=self._policy.requires(info.service, path),
-                hook=self._hooks.get(path),
-            )
+        kind = grpc_type or self._grpc_types.get(path, "unary")
+        requires_key = self._policy.requires(info.service, path)
+        hook = self._hooks.get(path)
+        state = self._methods[(info.service, info.method)] = MethodState(
+            path=path,
+            series=self._metrics.series(kind, info.service, info.method),
+            requires_key=requires_key,
+            hook=hook,
+            admits=requires_key or hook is not None,
+        )
         return state
 
     def _admit(self, call: MonitoredCall) -> RpcError | None:
@@ -248,8 +185,9 @@ class Monitor:
 
     def _verified_key(self, call: MonitoredCall) -> ApiKey:
         secret = call.info.get("x-api-key")
+        now = _utc(call.created)
         try:
-            key = self._keys.verify(secret, call.created_at)
+            key = self._keys.verify(secret, now)
         except KeyRejected as err:
             raise RpcError(
                 Code.UNAUTHENTICATED,
@@ -259,7 +197,7 @@ class Monitor:
             # Fail closed: without the store, a key cannot be told from a revoked one.
             self.fault("key check")
             raise RpcError(Code.UNAVAILABLE, "API keys cannot be checked right now") from err
-        self.writer.use_key(KeyUse(key.id, call.created_at))
+        self.writer.use_key(KeyUse(key.id, now))
         return key
 
     def _run_hook(self, hook: Hook, call: MonitoredCall) -> None:
@@ -344,6 +282,29 @@ def _method_hooks(monitors: Iterable[ServiceMonitor]) -> dict[str, Hook]:
     return found
 
 
+def _utc(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, timezone.utc)
+
+
+class _CallIds:
+    """Call ids unique across processes and restarts, at a third of uuid4()'s cost: 64 random
+    bits per process (drawn again in a forked child), then a 64-bit counter; 32 hex digits."""
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self.prefix = os.urandom(8).hex()
+        self.counter = itertools.count()  # next() on it is atomic: no lock across threads
+
+    def next(self) -> str:
+        return f"{self.prefix}{next(self.counter):016x}"
+
+
+CALL_IDS = _CallIds()
+
+
 def _uuid_text(hex32: str) -> str:
     """32 hex digits in UUID form: 8-4-4-4-12."""
     return f"{hex32[:8]}-{hex32[8:12]}-{hex32[12:16]}-{hex32[16:20]}-{hex32[20:]}"
@@ -367,69 +328,90 @@ class MethodState:
     series: MethodSeries
     requires_key: bool
     hook: Hook | None
+    admits: bool  # whether calls are checked before they run (a key or a hook)
 
 
 class MonitoredCall:
-    """One call being recorded: the Observation `begin` returns."""
+    """One call being recorded: the Observation `begin` returns, and the `LiveCall` queued.
+
+    The event loop writes it (`begin`, `finish`), the writer thread reads it (`record`). The
+    two agree without a lock, through the order of two flags under the GIL: `finish` notes the
+    outcome, sets `_ended`, then reads `_taken`; `record` sets `_taken`, then reads `_ended`.
+    Whichever comes second sees the other's flag, so a call that ended after the writer took
+    it as pending is always queued again for its final record."""
 
     __slots__ = (
-        "_finished",
+        "_call_id",
+        "_code",
+        "_elapsed",
+        "_ended",
+        "_final_written",
+        "_message",
         "_started",
+        "_taken",
         "api_key",
-        "call_id",
         "client_ip",
-        "created_at",
+        "created",
         "info",
         "labels",
         "monitor",
-        "request_id",
         "state",
     )
 
     def __init__(self, monitor: Monitor, info: CallInfo, state: MethodState) -> None:
         self._started = time.perf_counter()
+        self.created = time.time()  # turned into a datetime by the writer thread
         self.monitor = monitor
         self.info = info
         self.state = state
-        # 128 random bits (uuid4 has 122) at a tenth of uuid4()'s cost: a call id needs to be
-        # unique, not secret (the random module is reseeded in forked children).
-        self.call_id = call_id = f"{random.getrandbits(128):032x}"
-        self.request_id = info.request_id or _uuid_text(call_id)
-        self.created_at = datetime.now(timezone.utc)
-        self.client_ip = monitor._proxies.client_ip(info)
+        self._call_id = ""  # drawn by the writer thread, with the first record
+        resolve = monitor._client_ip
+        self.client_ip = info.client_ip if resolve is None else resolve(info)
         self.api_key: ApiKey | None = None
         self.labels: tuple[tuple[str, str], ...] = ()
-        self._finished = False
+        self._code = Code.OK
+        self._message = ""
+        self._elapsed = 0.0
+        self._ended = self._taken = self._final_written = False
         state.series.start()
 
-    def submit_pending(self) -> None:
-        self.monitor.writer.submit(self._record(CallStatus.PENDING, None, "", ""))
-
     def finish(self, code: Code, message: str = "") -> None:
-        if self._finished:
+        if self._ended:
             return
-        self._finished = True
         try:
             elapsed = time.perf_counter() - self._started
-            code = Code(code)
-            self.monitor.writer.submit(
-                self._record(CallStatus.of(code), elapsed * 1000.0, code.name, message)
-            )
+            if code.__class__ is not Code:
+                code = Code(code)
+            self._code, self._message, self._elapsed = code, message, elapsed
+            self._ended = True
+            if self._taken:  # its pending record is written: queue it again for the final one
+                self.monitor.writer.submit(self)
             self.state.series.finish(code, elapsed)
         except Exception:
             self.monitor.fault("finish")
+
+    def record(self) -> CallRecord | None:
+        if self._final_written:
+            return None
+        self._taken = True
+        if not self._ended:
+            return self._record(CallStatus.PENDING, None, "", "")
+        self._final_written = True
+        code = self._code
+        return self._record(CallStatus.of(code), self._elapsed * 1000.0, code.name, self._message)
 
     def _record(
         self, status: CallStatus, duration_ms: float | None, code: str, message: str
     ) -> CallRecord:
         info, key = self.info, self.api_key
+        call_id = self._call_id or self._draw_call_id()
         return CallRecord(
-            call_id=self.call_id,
-            request_id=self.request_id,
+            call_id=call_id,
+            request_id=info.request_id or _uuid_text(call_id),
             service_name=info.service,
             method_name=info.method,
             status=status,
-            created_at=self.created_at,
+            created_at=_utc(self.created),
             duration_ms=duration_ms,
             grpc_status_code=code,
             error_message=message,
@@ -446,3 +428,7 @@ class MonitoredCall:
             user_agent=info.user_agent,
             labels=self.labels,
         )
+
+    def _draw_call_id(self) -> str:
+        self._call_id = CALL_IDS.next()
+        return self._call_id

@@ -1,9 +1,12 @@
 """`BatchWriter`: a bounded in-memory queue and a thread that writes it to a store in batches.
 
 `submit` and `use_key` never block and never raise: they append to a deque (a few hundred
-nanoseconds) or, when `queue_size` items are waiting, drop the item and count it. The thread
-wakes every `flush_interval` (or as soon as a batch is full), merges the pending and final
-records of each call and the uses of each key, and calls `store.write_batch`. A batch that
+nanoseconds) or, when `queue_size` items are waiting, drop the item and count it. `submit`
+takes a finished `CallRecord` or a `LiveCall`, which the thread turns into its record when it
+takes it (pending or final: see `LiveCall`). The thread sleeps `flush_interval` between
+batches (or wakes as soon as a batch is full), so that it takes the GIL from the event loop
+once per batch, not once per call; it merges the pending and final records of each call and
+the uses of each key, and calls `store.write_batch`. A batch that
 fails is retried with exponential backoff `max_retries` times, then counted as lost; the next
 batch tries the store again, so recording resumes by itself when the store is back.
 """
@@ -19,6 +22,7 @@ from typing import Any, TypeVar
 from protoc_gen_restmon.runtime.monitor.model import (
     CallRecord,
     KeyUse,
+    LiveCall,
     Store,
     fold_key_uses,
     merge_calls,
@@ -57,7 +61,7 @@ class BatchWriter:
         self.last_error = ""
         self.store_ok = True
         self.purged = 0
-        self._records: deque[CallRecord] = deque()
+        self._records: deque[CallRecord | LiveCall] = deque()
         self._uses: deque[KeyUse] = deque()
         self._drop_lock = threading.Lock()
         self._wake = threading.Event()
@@ -70,9 +74,18 @@ class BatchWriter:
 
     # The hot path: called on every RPC.
 
-    def submit(self, record: CallRecord) -> bool:
-        """Queue a record; False (and counted in `dropped`) when the queue is full."""
-        return self._offer(self._records, record)
+    def submit(self, record: CallRecord | LiveCall) -> bool:
+        """Queue a record or a live call; False (and counted in `dropped`) when the queue is
+        full. Called once or twice per RPC: `_offer`, inlined."""
+        depth = len(self._records)
+        if depth >= self.queue_size:
+            with self._drop_lock:
+                self.dropped += 1
+            return False
+        self._records.append(record)
+        if depth + 1 >= self.batch_size:
+            self._wake.set()
+        return True
 
     def use_key(self, use: KeyUse) -> bool:
         """Queue a key use; False (and counted in `dropped`) when the queue is full."""
@@ -142,7 +155,7 @@ class BatchWriter:
             self._busy = True
         try:
             while self._records or self._uses:
-                records = _take(self._records, self.batch_size)
+                records = _records(_take(self._records, self.batch_size))
                 uses = _take(self._uses, self.batch_size)
                 self._write(merge_calls(records), fold_key_uses(uses), len(records) + len(uses))
         finally:
@@ -176,6 +189,17 @@ class BatchWriter:
         except Exception as error:  # retried at the next interval
             self.store_errors += 1
             self.last_error = f"purge: {type(error).__name__}: {error}"
+
+
+def _records(items: list[CallRecord | LiveCall]) -> list[CallRecord]:
+    """The records of queued items; a live call queued again after its final record was
+    written (it ended while the batch was being taken) has nothing more to write."""
+    found = []
+    for item in items:
+        record = item if isinstance(item, CallRecord) else item.record()
+        if record is not None:
+            found.append(record)
+    return found
 
 
 def _take(queue: deque[T], limit: int) -> list[T]:
