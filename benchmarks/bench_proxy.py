@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import importlib
+import importlib.util
 import os
 import shutil
 import socket
@@ -283,6 +284,7 @@ def report(
             "`python benchmarks/bench_proxy.py`: unary GetBook on loopback. Upstream: a grpclib",
             "server (one process) hosting examples/bookstore.py; gateway: `restmon serve` (one",
             "uvicorn process, proxy mode, one HTTP/2 channel to the upstream).",
+            f"Gateway HTTP stack: uvicorn with {http_stack()}.",
             machine_line(),
             "",
             f"Latency, sequential calls: {ROUNDS} interleaved rounds of {PER_ROUND} calls per",
@@ -319,6 +321,13 @@ def report(
             "(Go, multi-core) measured about 23,000 requests/s at 50 concurrent clients.",
         ]
     )
+
+
+def http_stack() -> str:
+    """What uvicorn's "auto" settings pick here: httptools and uvloop when installed."""
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    return f"{http} and {loop}"
 
 
 def main() -> None:
