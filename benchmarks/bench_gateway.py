@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.example_package import free_port
 from benchmarks.results import machine_line, write_section
 
 REPO = Path(__file__).resolve().parent.parent
@@ -57,12 +58,6 @@ SERVER = textwrap.dedent(
     uvicorn.run(app, host="127.0.0.1", port={port}, log_level="error", access_log=False)
     """
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start(kind: str, root: Path) -> tuple[subprocess.Popen[bytes], int]:

@@ -12,10 +12,8 @@ Also measures `begin` + `finish` alone, in process (no network): the monitor's h
 from __future__ import annotations
 
 import asyncio
-import importlib
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,25 +26,16 @@ from grpclib.client import Channel
 from grpclib.events import RecvRequest, listen
 from grpclib.server import Server
 
+from benchmarks.example_package import generate_example
 from benchmarks.results import machine_line, write_section
 from examples.bookstore import make_service
 from protoc_gen_restmon.runtime.monitor.monitor import Monitor
 from protoc_gen_restmon.runtime.observe import CallInfo
 from protoc_gen_restmon.runtime.status import Code
 
-REPO = Path(__file__).resolve().parent.parent
 CALLS = 15_000  # calls on each server
 KINDS = ("plain", "listener", "monitored", "handlers")
 TARGET_US = 15.0
-
-
-def generate(root: Path) -> ModuleType:
-    protos = sorted(str(p) for p in (REPO / "protos").rglob("*.proto"))
-    restmon = Path(sys.executable).with_name("restmon")
-    command = [str(restmon), "generate", "-I", str(REPO / "protos"), "-o", str(root / "gen")]
-    subprocess.run([*command, *protos], check=True)
-    sys.path.insert(0, str(root))
-    return importlib.import_module("gen.bookstore.v1")
 
 
 async def do_nothing(event: RecvRequest) -> None:
@@ -127,7 +116,7 @@ def main() -> None:
     start_line = machine_line()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        pb = generate(root)
+        pb = generate_example(root)
         monitor = Monitor(f"sqlite:///{root / 'bench.db'}", packages=[pb])
         try:
             results = asyncio.run(over_loopback(pb, monitor))

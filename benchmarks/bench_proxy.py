@@ -35,6 +35,7 @@ from types import ModuleType
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.example_package import free_port, generate_example
 from benchmarks.results import machine_line, write_section
 
 REPO = Path(__file__).resolve().parent.parent
@@ -60,12 +61,6 @@ UPSTREAM = textwrap.dedent(
     asyncio.run(main())
     """
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def cpu_seconds(pid: int) -> float:
@@ -248,15 +243,6 @@ async def direct_throughput(pb: ModuleType, port: int) -> float:
     return count / elapsed
 
 
-def generate(root: Path) -> ModuleType:
-    protos = sorted(str(p) for p in (REPO / "protos").rglob("*.proto"))
-    restmon = Path(sys.executable).with_name("restmon")
-    command = [str(restmon), "generate", "-I", str(REPO / "protos"), "-o", str(root / "gen")]
-    subprocess.run([*command, *protos], check=True)
-    sys.path[:0] = [str(root), str(REPO)]
-    return importlib.import_module("gen.bookstore.v1")
-
-
 def report(
     samples: dict[str, list[float]],
     cpu: dict[str, list[float]],
@@ -335,7 +321,7 @@ def main() -> None:
         sys.exit("bench_proxy needs wrk (apt-get install wrk)")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        pb = generate(root)
+        pb = generate_example(root)
         upstream_port, gateway_port = free_port(), free_port()
         upstream = UPSTREAM.format(root=str(root), repo=str(REPO), port=upstream_port)
         restmon = str(Path(sys.executable).with_name("restmon"))

@@ -13,21 +13,19 @@ grows by about the same bounded amount in both runs.
 from __future__ import annotations
 
 import argparse
-import importlib
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import httpx  # noqa: E402
 
+from benchmarks.example_package import generate_example  # noqa: E402
 from benchmarks.results import machine_line, write_section  # noqa: E402
 from tests.upstream_process import GatewayProcess, Process, UpstreamProcess  # noqa: E402
 
@@ -48,15 +46,6 @@ class Run:
     @property
     def rate(self) -> float:
         return self.received / self.seconds
-
-
-def generate(root: Path) -> ModuleType:
-    protos = sorted(str(p) for p in (REPO / "protos").rglob("*.proto"))
-    restmon = Path(sys.executable).with_name("restmon")
-    command = [str(restmon), "generate", "-I", str(REPO / "protos"), "-o", str(root / "gen")]
-    subprocess.run([*command, *protos], check=True)
-    sys.path.insert(0, str(root))
-    return importlib.import_module("gen.bookstore.v1")
 
 
 def sample_peak(process: Process, done: threading.Event, peak: list[int]) -> None:
@@ -104,7 +93,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=100_000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        pb = generate(Path(tmp))
+        pb = generate_example(Path(tmp))
         upstream = UpstreamProcess(pb, Path(tmp) / "events.log")
         gateway = GatewayProcess(pb, upstream.address, deadline=0)  # streams take minutes
         upstream.start()

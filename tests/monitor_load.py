@@ -14,16 +14,12 @@
 from __future__ import annotations
 
 import contextlib
-import socket
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
 import httpx
-import uvicorn
 from grpclib import GRPCError
 from grpclib.client import Channel
 from grpclib.server import Server
@@ -38,6 +34,7 @@ from protoc_gen_restmon.runtime.monitor.model import (
     Store,
 )
 from protoc_gen_restmon.runtime.monitor.monitor import Monitor
+from tests.monitor_servers import uvicorn_server
 from tests.proxy_fixtures import free_port
 
 WAIT = 20.0  # seconds a test waits for a server or the writer (a failing batch: ~2 s)
@@ -93,30 +90,13 @@ async def grpclib_port(monitor: Monitor, service: Any) -> AsyncIterator[int]:
 @contextlib.contextmanager
 def rest_server(app: Any, *, access_log: bool = False) -> Iterator[str]:
     """uvicorn serving `app` on a free loopback port, in a thread; yields its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
+    with uvicorn_server(
         app,
         access_log=access_log,
         log_level="debug" if access_log else "warning",
         log_config=None,  # keep the test's handlers: uvicorn.access then propagates to root
-        lifespan="off",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + WAIT
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"uvicorn did not start listening on port {port}")
-            time.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=WAIT)
-        sock.close()
+    ) as base:
+        yield base
 
 
 async def grpc_call(stub: Any, pb: ModuleType, call: PlannedCall) -> Outcome:

@@ -183,16 +183,16 @@ async def grpc_aio_server(monitor: Monitor | None, echo: Echo) -> AsyncIterator[
 
 
 @contextlib.contextmanager
-def uvicorn_server(app: Any) -> Iterator[str]:
-    """Serve `app` with uvicorn in a background thread on a free loopback port; yield its URL."""
+def uvicorn_server(app: Any, **options: Any) -> Iterator[str]:
+    """Serve `app` with uvicorn in a background thread on a free loopback port; yield its URL.
+    `options` override the uvicorn.Config defaults below."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     # proxy_headers=False: uvicorn would otherwise rewrite the peer from X-Forwarded-For itself
     # (it trusts 127.0.0.1 by default), and the monitor's own resolution is under test.
-    config = uvicorn.Config(
-        app, log_level="warning", access_log=False, lifespan="off", proxy_headers=False
-    )
+    defaults = {"log_level": "warning", "access_log": False, "lifespan": "off"}
+    config = uvicorn.Config(app, **{**defaults, "proxy_headers": False, **options})
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -16,12 +16,7 @@ import httpx
 import pytest
 
 from tests.protoc_tools import EXAMPLE_FILES, PROTOS, REPO
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.proxy_fixtures import free_port
 
 
 def wait_for(port: int, process: subprocess.Popen[str]) -> None:
