@@ -1,7 +1,7 @@
 """The Monitor on a real grpclib server, called by a real grpclib client over loopback.
 
-Every scenario runs with both ways of attaching: the RecvRequest event (`attach(server)`) and
-wrapped handlers (`attach(server, events=False)`).
+Every scenario runs with both ways of attaching: wrapped handlers (`attach(server)`) and the
+RecvRequest event (`attach(server, events=True)`).
 
 Each test runs one scenario on a fresh event loop (`asyncio.run`), against a fresh store
 (`store_url`: SQLite and PostgreSQL), and reads what was stored after flushing the writer.
@@ -44,9 +44,9 @@ def generated_monitor(pb: ModuleType) -> Any:
     return importlib.import_module(f"{pb.__name__}._restmon_monitor").BookstoreServiceMonitor
 
 
-@pytest.fixture(autouse=True, params=[True, False], ids=["events", "handlers"])
+@pytest.fixture(autouse=True, params=[False, True], ids=["handlers", "events"])
 def attach_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every scenario twice: attached through RecvRequest, and with the handlers wrapped."""
+    """Every scenario twice: with the handlers wrapped, and attached through RecvRequest."""
     attach = Monitor.attach
 
     def attach_in_mode(self: Monitor, server: Any) -> None:

@@ -9,12 +9,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from protoc_gen_restmon.runtime.monitor.call import MethodState
 from protoc_gen_restmon.runtime.monitor.model import (
+    CallRecord,
     CallStatus,
     KeyType,
     KeyUse,
@@ -29,7 +32,7 @@ from protoc_gen_restmon.runtime.monitor.stores import SqlStore, sqlite_path
 from protoc_gen_restmon.runtime.monitor.stores.sqlite import SqliteBackend
 from protoc_gen_restmon.runtime.monitor.writer import BatchWriter
 from protoc_gen_restmon.runtime.observe import CallInfo
-from protoc_gen_restmon.runtime.status import Code
+from protoc_gen_restmon.runtime.status import Code, RpcError
 from tests.monitor_fixtures import make_call
 from tests.postgres_server import PostgresServer
 
@@ -238,8 +241,8 @@ INFO = CallInfo("bookstore.v1.Bookstore", "GetShelf", "grpc", "")
 
 
 @contextlib.contextmanager
-def monitor_on(store: Store, flush_interval: float) -> Iterator[Monitor]:
-    monitor = Monitor(store)
+def monitor_on(store: Store, flush_interval: float, **options: Any) -> Iterator[Monitor]:
+    monitor = Monitor(store, **options)
     monitor.writer.flush_interval = flush_interval
     assert monitor.writer.flush()  # the thread now sleeps `flush_interval` between batches
     try:
@@ -291,3 +294,79 @@ def test_live_calls_ending_while_the_writer_takes_them_are_never_left_pending(
         assert len(statuses) == 600 and set(statuses.values()) == {CallStatus.ERROR}
         # More than one record per call: some were taken while running (pending, then final).
         assert 600 < monitor.writer.recorded <= 1200 and monitor.writer.lost == 0
+
+
+class Describer:
+    """A `describe` for `begin_deferred` that notes which thread called it, and how often."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.threads: list[str] = []
+        self.fail = fail
+
+    def __call__(self, state: MethodState, arrival: tuple[str, str]) -> CallInfo:
+        self.threads.append(threading.current_thread().name)
+        if self.fail:
+            raise ValueError("cannot describe this call")
+        peer, agent = arrival
+        return CallInfo(state.service, state.method, "grpc", "req-7", peer, "10.1.2.3", agent)
+
+
+def only_record(store: Store) -> CallRecord:
+    (record,) = store.requests(RequestQuery(limit=10)).results
+    return record
+
+
+def test_deferred_call_is_described_once_by_the_writer_thread(store: Store) -> None:
+    describe = Describer()
+    with monitor_on(store, flush_interval=60) as monitor:
+        state = monitor.method_state(INFO.service, INFO.method)
+        before = datetime.now(timezone.utc)
+        call = monitor.begin_deferred(state, ("10.1.2.3:5000", "agent/1"), describe)
+        assert describe.threads == []  # nothing described on the calling thread
+        assert monitor.writer.flush()  # written as pending
+        call.finish(Code.NOT_FOUND, "no such shelf")
+        after = datetime.now(timezone.utc)
+        assert monitor.writer.flush()  # then final
+    assert describe.threads == ["restmon-writer"]
+    record = only_record(store)
+    assert (record.status, record.error_message) == (CallStatus.ERROR, "no such shelf")
+    assert (record.request_id, record.peer, record.client_ip, record.user_agent) == (
+        "req-7",
+        "10.1.2.3:5000",
+        "10.1.2.3",
+        "agent/1",
+    )
+    # Read by the writer thread from the wall clock minus the time since begin: the start.
+    assert before - timedelta(milliseconds=5) <= record.created_at <= after
+
+
+def test_call_that_cannot_be_described_is_recorded_with_its_method(store: Store) -> None:
+    with monitor_on(store, flush_interval=60) as monitor:
+        state = monitor.method_state(INFO.service, INFO.method)
+        monitor.begin_deferred(state, ("", ""), Describer(fail=True)).finish(Code.OK)
+        assert monitor.writer.flush()
+        record = only_record(store)
+        assert (record.service_name, record.method_name, record.status) == (
+            INFO.service,
+            INFO.method,
+            CallStatus.SUCCESS,
+        )
+        assert (record.client_ip, record.peer) == ("", "")
+        assert monitor.health()["internal_errors"] == 1
+        # The writer thread goes on: the next call is recorded in full.
+        monitor.begin_deferred(state, ("10.1.2.3:1", "a"), Describer()).finish(Code.OK)
+        assert monitor.writer.flush()
+        assert store.requests(RequestQuery(limit=10)).count == 2
+
+
+def test_deferred_call_checked_for_a_key_is_described_before_it_runs(store: Store) -> None:
+    describe = Describer()
+    with monitor_on(store, flush_interval=60, require_keys=True) as monitor:  # none sent
+        state = monitor.method_state(INFO.service, INFO.method)
+        with pytest.raises(RpcError) as refused:
+            monitor.begin_deferred(state, ("10.1.2.3:5000", "agent/1"), describe)
+        assert refused.value.code == Code.UNAUTHENTICATED
+        assert describe.threads == [threading.current_thread().name]
+        assert monitor.writer.flush()
+    record = only_record(store)
+    assert (record.grpc_status_code, record.client_ip) == ("UNAUTHENTICATED", "10.1.2.3")

@@ -1,16 +1,17 @@
-"""Monitoring a grpclib server: through its RecvRequest event, or by wrapping its handlers.
+"""Monitoring a grpclib server: by wrapping its handlers, or through its RecvRequest event.
 
-`RecvRequest` lets a listener replace `method_func`, the coroutine that serves the stream. Our
-replacement wraps the original one: it sees the whole call (its end, the handler's exception,
-a cancellation or the deadline) without touching the messages, so client streams flow through
-unbuffered. This composes with other listeners (ours wraps whatever `method_func` it is given).
+Either way our code runs around the handler: it sees the whole call (its end, the handler's
+exception, a cancellation or the deadline) without touching the messages, so client streams
+flow through unbuffered.
 
-grpclib's event machinery has a price of its own on every call: it builds a `RecvRequest`
-(seven keyword arguments through a generic `__init__`) and awaits each listener. With
-`events=False`, `attach` wraps each handler of the server's method table once instead, and
-grpclib keeps its no-listener fast path. The wrapper does the same work; the caveat is that a
-RecvRequest listener that replaces `method_func` without calling the one it was given now
-replaces the monitored handler too (such a listener also bypasses every other wrapper).
+By default `attach` wraps each handler of the server's method table once. With `events=True`
+it listens to grpclib's `RecvRequest` event instead and replaces the event's `method_func` with
+the same wrapper around the one it is given, which composes with other listeners. That has a
+price of its own on every call: grpclib then builds a `RecvRequest` (seven keyword arguments
+through a generic `__init__`) and awaits each listener, 4 to 12 µs per call measured on a 2-CPU VM
+(`benchmarks/bench_monitor_overhead.py`), most of the monitor's budget. The catch of wrapping:
+a RecvRequest listener of yours that replaces `method_func` without calling the one it was given
+also replaces the monitored handler (such a listener bypasses every other wrapper too).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from grpclib.const import Status
 from grpclib.events import RecvRequest, listen
 from grpclib.metadata import Deadline
 
+from protoc_gen_restmon.runtime.monitor.call import MethodState
 from protoc_gen_restmon.runtime.monitor.monitor import cancelled_call
 from protoc_gen_restmon.runtime.observe import CallInfo, Observation
 from protoc_gen_restmon.runtime.status import Code, RpcError
@@ -56,26 +58,27 @@ class Arrival(Protocol):
     def user_agent(self) -> str | None: ...
 
 
-def attach(monitor: Monitor, server: Server, *, events: bool = True) -> None:
+def attach(monitor: Monitor, server: Server, *, events: bool = False) -> None:
     """Record every call `server` serves; refuse those the monitor refuses, before the handler.
 
-    `events=True`: through a RecvRequest listener; `events=False`: by wrapping the handlers
+    `events=False`: by wrapping the handlers; `events=True`: through a RecvRequest listener
     (see the module docstring)."""
     mapping: dict[str, Any] = getattr(server, "_mapping", {})
-    names: dict[str, tuple[str, str]] = {}  # "/pkg.Service/Method" -> ("pkg.Service", "Method")
+    states: dict[str, MethodState] = {}  # by "/pkg.Service/Method"
     for path, handler in mapping.items():
-        monitor.add_method(path, GRPC_TYPES[handler.cardinality])
-        names[path] = _split(path)
+        grpc_type = GRPC_TYPES[handler.cardinality]
+        monitor.add_method(path, grpc_type)
+        states[path] = monitor.method_state(*_split(path), grpc_type)
     if not events:
         for path, handler in mapping.items():
-            mapping[path] = handler._replace(func=_monitored(monitor, path, handler.func))
+            mapping[path] = handler._replace(func=_monitored(monitor, states[path], handler.func))
         return
 
     async def on_request(event: RecvRequest) -> None:
         path: str = event.method_name
-        service, method = names.get(path) or _split(path)
+        state = states.get(path) or monitor.method_state(*_split(path))
         try:
-            observation = monitor.begin(call_info(event, service, method))
+            observation = monitor.begin_deferred(state, arrived(event), describe)
         except RpcError as err:
             event.method_func = _refuse(err)
             return
@@ -89,18 +92,28 @@ def _split(path: str) -> tuple[str, str]:
     return service, method
 
 
-def call_info(arrival: Arrival, service: str, method: str) -> CallInfo:
-    """What the monitor needs of a call; positional arguments, as this runs per call."""
-    host, port = arrival.peer.addr() or ("", 0)
-    metadata = arrival.metadata
+# What a call's record needs of its arrival, taken on the event loop: its metadata (not
+# changed once received), user agent and peer address. The address is read now, not by the
+# writer thread: by then the connection may be closed, and its socket's number reused.
+Arrived = tuple["_Metadata | None", "str | None", "tuple[str, int] | None"]
+
+
+def arrived(arrival: Arrival) -> Arrived:
+    return arrival.metadata, arrival.user_agent, arrival.peer.addr()
+
+
+def describe(state: MethodState, arrived: Arrived) -> CallInfo:
+    """The CallInfo of a call from what `arrived` took; run by the writer thread."""
+    metadata, user_agent, addr = arrived
+    host, port = addr or ("", 0)
     return CallInfo(
-        service,
-        method,
+        state.service,
+        state.method,
         "grpc",
         str(metadata.get("x-request-id", "")) if metadata else "",
         f"{host}:{port}" if host else "",  # peer
         str(host),  # client_ip
-        arrival.user_agent or "",
+        user_agent or "",
         "",  # http_method
         "",  # http_path
         # Text metadata only: -bin values are bytes, of no use to key checks or hooks.
@@ -119,14 +132,16 @@ def _grpc_error(err: RpcError) -> GRPCError:
     return GRPCError(Status(int(err.code)), err.message)
 
 
-def _monitored(monitor: Monitor, path: str, inner: MethodFunc) -> MethodFunc:
-    """`inner` observed: the handler that `events=False` puts in the server's method table.
-    The body of `_observe` is repeated here: one coroutine less per call."""
-    service, method = _split(path)
+def _monitored(monitor: Monitor, state: MethodState, inner: MethodFunc) -> MethodFunc:
+    """`inner` observed: the handler that `attach` puts in the server's method table. The
+    body of `_observe` is repeated here, and `arrived` inlined: one call less each."""
+    begin = monitor.begin_deferred
 
     async def monitored(stream: Stream[Any, Any]) -> None:
         try:
-            observation = monitor.begin(call_info(stream, service, method))
+            observation = begin(
+                state, (stream.metadata, stream.user_agent, stream.peer.addr()), describe
+            )
         except RpcError as err:
             raise _grpc_error(err) from None
         code, message = Code.OK, ""

@@ -6,28 +6,34 @@ REST gateway. Each call is begun (`begin`, which may refuse it) and finished exa
 
 The hot path does as little as it can: `begin` looks up what it knows of the method (metrics
 series, key requirement, hook; worked out on the method's first call), reads the clocks and
-queues the call itself (one `LiveCall`) for the writer thread, which draws its id and builds
-its records; `finish` notes the outcome and counts the metrics.
+queues the call itself (one `MonitoredCall`, see `call.py`) for the writer thread, which draws
+its id and builds its records; `finish` notes the outcome and counts the metrics. Observers
+that know their methods in advance (the grpclib ones) take the method's state once
+(`method_state`) and call `begin_deferred`, which leaves building the CallInfo to the writer
+thread too, unless the call must be checked before it runs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from protoc_gen_restmon.runtime.monitor.access import KeyPolicy, TrustedProxies
+from protoc_gen_restmon.runtime.monitor.call import (
+    UNRECORDED,
+    Describe,
+    MethodState,
+    MonitoredCall,
+)
 from protoc_gen_restmon.runtime.monitor.hooks import CallContext, Hook, ServiceMonitor
 from protoc_gen_restmon.runtime.monitor.keys import KeyRejected, KeyVerifier
-from protoc_gen_restmon.runtime.monitor.metrics import GRPC_TYPES, MethodSeries, MonitorMetrics
-from protoc_gen_restmon.runtime.monitor.model import ApiKey, CallRecord, CallStatus, KeyUse, Store
+from protoc_gen_restmon.runtime.monitor.metrics import GRPC_TYPES, MonitorMetrics
+from protoc_gen_restmon.runtime.monitor.model import ApiKey, KeyUse, Store
 from protoc_gen_restmon.runtime.monitor.stores import open_store
 from protoc_gen_restmon.runtime.monitor.writer import BatchWriter
 from protoc_gen_restmon.runtime.observe import CallInfo, Observation
@@ -120,10 +126,10 @@ class Monitor:
         self._services.add(path[1:].rpartition("/")[0])
         self._grpc_types[path] = grpc_type
 
-    def attach(self, server: Server, *, events: bool = True) -> None:
-        """Observe every call of a grpclib server: through its RecvRequest event, or with
-        `events=False` by wrapping its handlers once, which spares grpclib's per-call event
-        dispatch (see `grpclib_events`)."""
+    def attach(self, server: Server, *, events: bool = False) -> None:
+        """Observe every call of a grpclib server: by wrapping its handlers once, or with
+        `events=True` through its RecvRequest event, which costs grpclib's per-call event
+        dispatch on top (see `grpclib_events`)."""
         from protoc_gen_restmon.runtime.monitor.grpclib_events import attach
 
         attach(self, server, events=events)
@@ -144,12 +150,34 @@ class Monitor:
         try:
             state = self._methods.get((info.service, info.method))
             if state is None:
-                state = self._method(info, grpc_type or info.grpc_type)
-            call = MonitoredCall(self, info, state)
-            refusal = self._admit(call) if state.admits else None
+                state = self.method_state(info.service, info.method, grpc_type or info.grpc_type)
+            call = MonitoredCall(self, state, info)
         except Exception:
             self.fault("begin")
             return UNRECORDED
+        return self._started(call)
+
+    def begin_deferred(self, state: MethodState, arrival: Any, describe: Describe) -> Observation:
+        """`begin` for an observer that took its method's state beforehand: the CallInfo is
+        `describe(state, arrival)`, built by the writer thread unless the call is checked
+        before it runs (a key or a hook). `arrival` must not change while the call runs."""
+        try:
+            call = MonitoredCall(self, state, None, arrival, describe)
+        except Exception:
+            self.fault("begin")
+            return UNRECORDED
+        if state.admits:
+            return self._started(call)
+        self.writer.submit(call)  # `_started` without a check: the common case, inlined
+        return call
+
+    def _started(self, call: MonitoredCall) -> Observation:
+        """Check the call if its method says so, queue it; raise the RpcError refusing it."""
+        try:
+            refusal = self._admit(call) if call.state.admits else None
+        except Exception:
+            self.fault("begin")
+            refusal = None
         if refusal is not None:
             call.finish(refusal.code, refusal.message)
             self.writer.submit(call)
@@ -157,15 +185,21 @@ class Monitor:
         self.writer.submit(call)
         return call
 
-    def _method(self, info: CallInfo, grpc_type: str) -> MethodState:
-        """What is known of the call's method, worked out on its first call."""
-        path = f"/{info.service}/{info.method}"
+    def method_state(self, service: str, method: str, grpc_type: str = "") -> MethodState:
+        """What is known of a method, worked out once (on its first call, or by an observer
+        that knows its methods in advance)."""
+        found = self._methods.get((service, method))
+        if found is not None:
+            return found
+        path = f"/{service}/{method}"
         kind = grpc_type or self._grpc_types.get(path, "unary")
-        requires_key = self._policy.requires(info.service, path)
+        requires_key = self._policy.requires(service, path)
         hook = self._hooks.get(path)
-        state = self._methods[(info.service, info.method)] = MethodState(
+        state = self._methods[(service, method)] = MethodState(
+            service=service,
+            method=method,
             path=path,
-            series=self._metrics.series(kind, info.service, info.method),
+            series=self._metrics.series(kind, service, method),
             requires_key=requires_key,
             hook=hook,
             admits=requires_key or hook is not None,
@@ -185,7 +219,7 @@ class Monitor:
 
     def _verified_key(self, call: MonitoredCall) -> ApiKey:
         secret = call.info.get("x-api-key")
-        now = _utc(call.created)
+        now = datetime.now(timezone.utc)
         try:
             key = self._keys.verify(secret, now)
         except KeyRejected as err:
@@ -280,155 +314,3 @@ def _method_hooks(monitors: Iterable[ServiceMonitor]) -> dict[str, Hook]:
                 raise ValueError(f"Monitor(hooks=...): two hooks for {path}")
             found[path] = hook
     return found
-
-
-def _utc(timestamp: float) -> datetime:
-    return datetime.fromtimestamp(timestamp, timezone.utc)
-
-
-class _CallIds:
-    """Call ids unique across processes and restarts, at a third of uuid4()'s cost: 64 random
-    bits per process (drawn again in a forked child), then a 64-bit counter; 32 hex digits."""
-
-    def __init__(self) -> None:
-        self._reset()
-        os.register_at_fork(after_in_child=self._reset)
-
-    def _reset(self) -> None:
-        self.prefix = os.urandom(8).hex()
-        self.counter = itertools.count()  # next() on it is atomic: no lock across threads
-
-    def next(self) -> str:
-        return f"{self.prefix}{next(self.counter):016x}"
-
-
-CALL_IDS = _CallIds()
-
-
-def _uuid_text(hex32: str) -> str:
-    """32 hex digits in UUID form: 8-4-4-4-12."""
-    return f"{hex32[:8]}-{hex32[8:12]}-{hex32[12:16]}-{hex32[16:20]}-{hex32[20:]}"
-
-
-class _Unrecorded:
-    """The observation of a call the monitor failed to begin: the call goes on, unrecorded."""
-
-    def finish(self, code: Code, message: str = "") -> None:
-        return None
-
-
-UNRECORDED = _Unrecorded()
-
-
-@dataclass(frozen=True, slots=True)
-class MethodState:
-    """What the monitor knows of one method: its metrics, whether it needs a key, its hook."""
-
-    path: str  # /package.Service/Method
-    series: MethodSeries
-    requires_key: bool
-    hook: Hook | None
-    admits: bool  # whether calls are checked before they run (a key or a hook)
-
-
-class MonitoredCall:
-    """One call being recorded: the Observation `begin` returns, and the `LiveCall` queued.
-
-    The event loop writes it (`begin`, `finish`), the writer thread reads it (`record`). The
-    two agree without a lock, through the order of two flags under the GIL: `finish` notes the
-    outcome, sets `_ended`, then reads `_taken`; `record` sets `_taken`, then reads `_ended`.
-    Whichever comes second sees the other's flag, so a call that ended after the writer took
-    it as pending is always queued again for its final record."""
-
-    __slots__ = (
-        "_call_id",
-        "_code",
-        "_elapsed",
-        "_ended",
-        "_final_written",
-        "_message",
-        "_started",
-        "_taken",
-        "api_key",
-        "client_ip",
-        "created",
-        "info",
-        "labels",
-        "monitor",
-        "state",
-    )
-
-    def __init__(self, monitor: Monitor, info: CallInfo, state: MethodState) -> None:
-        self._started = time.perf_counter()
-        self.created = time.time()  # turned into a datetime by the writer thread
-        self.monitor = monitor
-        self.info = info
-        self.state = state
-        self._call_id = ""  # drawn by the writer thread, with the first record
-        resolve = monitor._client_ip
-        self.client_ip = info.client_ip if resolve is None else resolve(info)
-        self.api_key: ApiKey | None = None
-        self.labels: tuple[tuple[str, str], ...] = ()
-        self._code = Code.OK
-        self._message = ""
-        self._elapsed = 0.0
-        self._ended = self._taken = self._final_written = False
-        state.series.start()
-
-    def finish(self, code: Code, message: str = "") -> None:
-        if self._ended:
-            return
-        try:
-            elapsed = time.perf_counter() - self._started
-            if code.__class__ is not Code:
-                code = Code(code)
-            self._code, self._message, self._elapsed = code, message, elapsed
-            self._ended = True
-            if self._taken:  # its pending record is written: queue it again for the final one
-                self.monitor.writer.submit(self)
-            self.state.series.finish(code, elapsed)
-        except Exception:
-            self.monitor.fault("finish")
-
-    def record(self) -> CallRecord | None:
-        if self._final_written:
-            return None
-        self._taken = True
-        if not self._ended:
-            return self._record(CallStatus.PENDING, None, "", "")
-        self._final_written = True
-        code = self._code
-        return self._record(CallStatus.of(code), self._elapsed * 1000.0, code.name, self._message)
-
-    def _record(
-        self, status: CallStatus, duration_ms: float | None, code: str, message: str
-    ) -> CallRecord:
-        info, key = self.info, self.api_key
-        call_id = self._call_id or self._draw_call_id()
-        return CallRecord(
-            call_id=call_id,
-            request_id=info.request_id or _uuid_text(call_id),
-            service_name=info.service,
-            method_name=info.method,
-            status=status,
-            created_at=_utc(self.created),
-            duration_ms=duration_ms,
-            grpc_status_code=code,
-            error_message=message,
-            client_ip=self.client_ip,
-            user_id=key.user_id if key is not None else None,
-            username=key.username if key is not None else "",
-            is_authenticated=key is not None,
-            api_key_id=key.id if key is not None else None,
-            api_key_name=key.name if key is not None else "",
-            transport=info.transport,
-            http_method=info.http_method,
-            http_path=info.http_path,
-            peer=info.peer,
-            user_agent=info.user_agent,
-            labels=self.labels,
-        )
-
-    def _draw_call_id(self) -> str:
-        self._call_id = CALL_IDS.next()
-        return self._call_id
