@@ -17,8 +17,7 @@ also replaces the monitored handler (such a listener bypasses every other wrappe
 from __future__ import annotations
 
 import asyncio
-import functools
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from grpclib import GRPCError
 from grpclib.const import Cardinality as GrpclibCardinality
@@ -28,13 +27,12 @@ from grpclib.metadata import Deadline
 
 from protoc_gen_restmon.runtime.monitor.call import MethodState
 from protoc_gen_restmon.runtime.monitor.monitor import cancelled_call
-from protoc_gen_restmon.runtime.observe import CallInfo, Observation
+from protoc_gen_restmon.runtime.observe import CallInfo
 from protoc_gen_restmon.runtime.status import Code, RpcError
 
 if TYPE_CHECKING:
     from grpclib._typing import IServerMethodFunc as MethodFunc
     from grpclib.metadata import _Metadata
-    from grpclib.protocol import Peer
     from grpclib.server import Server, Stream
 
     from protoc_gen_restmon.runtime.monitor.monitor import Monitor
@@ -47,42 +45,32 @@ GRPC_TYPES: dict[GrpclibCardinality, str] = {
 }
 
 
-class Arrival(Protocol):
-    """What a RecvRequest event and a server Stream both tell of a call as it arrives."""
-
-    @property
-    def metadata(self) -> _Metadata | None: ...
-    @property
-    def peer(self) -> Peer: ...
-    @property
-    def user_agent(self) -> str | None: ...
-
-
 def attach(monitor: Monitor, server: Server, *, events: bool = False) -> None:
     """Record every call `server` serves; refuse those the monitor refuses, before the handler.
 
     `events=False`: by wrapping the handlers; `events=True`: through a RecvRequest listener
-    (see the module docstring)."""
+    that puts the same wrapper around the handler it is given (see the module docstring)."""
     mapping: dict[str, Any] = getattr(server, "_mapping", {})
     states: dict[str, MethodState] = {}  # by "/pkg.Service/Method"
+    wrapped: dict[MethodFunc, MethodFunc] = {}  # the server's handlers, monitored
     for path, handler in mapping.items():
         grpc_type = GRPC_TYPES[handler.cardinality]
         monitor.add_method(path, grpc_type)
         states[path] = monitor.method_state(*_split(path), grpc_type)
+        wrapped[handler.func] = _monitored(monitor, states[path], handler.func)
     if not events:
         for path, handler in mapping.items():
-            mapping[path] = handler._replace(func=_monitored(monitor, states[path], handler.func))
+            mapping[path] = handler._replace(func=wrapped[handler.func])
         return
 
     async def on_request(event: RecvRequest) -> None:
-        path: str = event.method_name
-        state = states.get(path) or monitor.method_state(*_split(path))
-        try:
-            observation = monitor.begin_deferred(state, arrived(event), describe)
-        except RpcError as err:
-            event.method_func = _refuse(err)
-            return
-        event.method_func = functools.partial(_observe, event.method_func, observation)
+        inner = event.method_func
+        found = wrapped.get(inner)
+        if found is None:  # another listener replaced the handler: wrap its replacement
+            path: str = event.method_name
+            state = states.get(path) or monitor.method_state(*_split(path))
+            found = _monitored(monitor, state, inner)
+        event.method_func = found
 
     listen(server, RecvRequest, on_request)
 
@@ -92,14 +80,10 @@ def _split(path: str) -> tuple[str, str]:
     return service, method
 
 
-# What a call's record needs of its arrival, taken on the event loop: its metadata (not
-# changed once received), user agent and peer address. The address is read now, not by the
-# writer thread: by then the connection may be closed, and its socket's number reused.
+# What a call's record needs of its arrival, taken on the event loop by `_monitored`: its
+# metadata (not changed once received), user agent and peer address. The address is read then,
+# not by the writer thread: by then the connection may be closed, and its socket's number reused.
 Arrived = tuple["_Metadata | None", "str | None", "tuple[str, int] | None"]
-
-
-def arrived(arrival: Arrival) -> Arrived:
-    return arrival.metadata, arrival.user_agent, arrival.peer.addr()
 
 
 def describe(state: MethodState, arrived: Arrived) -> CallInfo:
@@ -121,20 +105,14 @@ def describe(state: MethodState, arrived: Arrived) -> CallInfo:
     )
 
 
-def _refuse(err: RpcError) -> MethodFunc:
-    async def refuse(stream: Stream[Any, Any]) -> None:
-        raise _grpc_error(err)
-
-    return refuse
-
-
 def _grpc_error(err: RpcError) -> GRPCError:
     return GRPCError(Status(int(err.code)), err.message)
 
 
 def _monitored(monitor: Monitor, state: MethodState, inner: MethodFunc) -> MethodFunc:
-    """`inner` observed: the handler that `attach` puts in the server's method table. The
-    body of `_observe` is repeated here, and `arrived` inlined: one call less each."""
+    """`inner` observed: the handler `attach` puts in the server's method table (or, with
+    `events=True`, in each RecvRequest event). It begins the call (which may refuse it) before
+    `inner` runs, and finishes it with how `inner` ended."""
     begin = monitor.begin_deferred
 
     async def monitored(stream: Stream[Any, Any]) -> None:
@@ -154,18 +132,6 @@ def _monitored(monitor: Monitor, state: MethodState, inner: MethodFunc) -> Metho
             observation.finish(code, message)
 
     return monitored
-
-
-async def _observe(inner: MethodFunc, observation: Observation, stream: Stream[Any, Any]) -> None:
-    """Serve the call with `inner`, then finish the observation with how it ended."""
-    code, message = Code.OK, ""
-    try:
-        await inner(stream)
-    except BaseException as err:
-        code, message = _ending(err, stream.deadline)
-        raise
-    finally:
-        observation.finish(code, message)
 
 
 def _ending(err: BaseException, deadline: Deadline | None) -> tuple[Code, str]:
