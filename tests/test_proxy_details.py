@@ -7,7 +7,6 @@ The upstream is a real grpclib server in its own process (tests/upstream_process
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import Iterator
 from types import ModuleType
@@ -24,7 +23,7 @@ from hypothesis import strategies as st
 from examples.bookstore import make_service
 from protoc_gen_restmon.runtime.gateway import Gateway
 from protoc_gen_restmon.runtime.status import any_json, status_details
-from tests.gateway_fixtures import Reply, asgi_call
+from tests.proxy_fixtures import proxy_call
 from tests.upstream_process import UpstreamProcess
 
 TYPE = "type.googleapis.com/"
@@ -53,21 +52,11 @@ def fixture_upstream(
         upstream.stop()
 
 
-def call(gateway: Gateway, target: str) -> Reply:
-    async def run() -> Reply:
-        try:
-            return await asgi_call(gateway, "GET", target)
-        finally:
-            gateway.backend.close()
-
-    return asyncio.run(run())
-
-
 def test_upstream_error_details_are_in_the_status_body(
     bookstore_pb: ModuleType, upstream: UpstreamProcess
 ) -> None:
     gateway = Gateway(upstream=upstream.address, packages=[bookstore_pb])
-    reply = call(gateway, "/v1/shelves/details")
+    reply = proxy_call(gateway, "GET", "/v1/shelves/details")
     assert reply.status == 400
     assert reply.json() == {
         "code": 3,
@@ -80,7 +69,7 @@ def test_upstream_stream_error_line_carries_details(
     bookstore_pb: ModuleType, upstream: UpstreamProcess
 ) -> None:
     gateway = Gateway(upstream=upstream.address, packages=[bookstore_pb])
-    reply = call(gateway, "/v1/shelves/details:watch")
+    reply = proxy_call(gateway, "GET", "/v1/shelves/details:watch")
     first, last = reply.lines()
     assert first["result"]["shelf"] == "shelves/details"
     assert last == {
@@ -99,7 +88,7 @@ def test_in_process_handler_error_details_are_in_the_status_body(bookstore_pb: M
             details = [error_details_pb2.BadRequest(field_violations=[violation])]
             raise GRPCError(Status.INVALID_ARGUMENT, "bad shelf", details)
 
-    reply = call(Gateway([Refusing()]), "/v1/shelves/x")
+    reply = proxy_call(Gateway([Refusing()]), "GET", "/v1/shelves/x")
     assert reply.json() == {"code": 3, "message": "bad shelf", "details": [BAD_REQUEST]}
 
 

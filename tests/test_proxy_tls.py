@@ -3,7 +3,6 @@ TLS, its certificate signed by a private CA made here with the openssl CLI."""
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 import subprocess
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ from types import ModuleType
 import pytest
 
 from protoc_gen_restmon.runtime.gateway import Gateway
-from tests.gateway_fixtures import Reply, asgi_call
+from tests.proxy_fixtures import proxy_call
 from tests.upstream_process import UpstreamProcess
 
 
@@ -83,16 +82,6 @@ def fixture_mutual_upstream(
         upstream.stop()
 
 
-def call(gateway: Gateway, target: str) -> Reply:
-    async def run() -> Reply:
-        try:
-            return await asgi_call(gateway, "GET", target)
-        finally:
-            gateway.backend.close()
-
-    return asyncio.run(run())
-
-
 def proxy(pb: ModuleType, upstream: UpstreamProcess, tls: bool | ssl.SSLContext | None) -> Gateway:
     return Gateway(upstream=upstream.address, packages=[pb], upstream_tls=tls)
 
@@ -109,7 +98,7 @@ def test_tls_with_a_private_ca_proxies(
     gateway = Gateway(
         upstream=upstream.address, packages=[bookstore_pb], upstream_tls=private_ca(pki)
     )
-    reply = call(gateway, "/v1/shelves/fiction")
+    reply = proxy_call(gateway, "GET", "/v1/shelves/fiction")
     assert reply.status == 200, reply.body
     assert reply.json()["name"] == "shelves/fiction"
 
@@ -118,14 +107,14 @@ def test_tls_streams(bookstore_pb: ModuleType, upstream: UpstreamProcess, pki: P
     gateway = Gateway(
         upstream=upstream.address, packages=[bookstore_pb], upstream_tls=private_ca(pki)
     )
-    reply = call(gateway, "/v1/shelves/many:watch?maxEvents=3")
+    reply = proxy_call(gateway, "GET", "/v1/shelves/many:watch?maxEvents=3")
     assert [line["result"]["bookAdded"]["name"] for line in reply.lines()] == ["b0", "b1", "b2"]
 
 
 def test_tls_with_system_cas_refuses_the_private_certificate(
     bookstore_pb: ModuleType, upstream: UpstreamProcess
 ) -> None:
-    reply = call(proxy(bookstore_pb, upstream, True), "/v1/shelves/fiction")
+    reply = proxy_call(proxy(bookstore_pb, upstream, True), "GET", "/v1/shelves/fiction")
     assert (reply.status, reply.json()["code"]) == (503, 14)
     assert "CERTIFICATE_VERIFY_FAILED" in reply.json()["message"]
 
@@ -133,7 +122,7 @@ def test_tls_with_system_cas_refuses_the_private_certificate(
 def test_plain_http2_to_a_tls_upstream_fails_fast(
     bookstore_pb: ModuleType, upstream: UpstreamProcess
 ) -> None:
-    reply = call(proxy(bookstore_pb, upstream, None), "/v1/shelves/fiction")
+    reply = proxy_call(proxy(bookstore_pb, upstream, None), "GET", "/v1/shelves/fiction")
     assert (reply.status, reply.json()["code"]) == (503, 14)
 
 
@@ -142,12 +131,14 @@ def test_mutual_tls_with_a_client_certificate_proxies(
 ) -> None:
     context = private_ca(pki)
     context.load_cert_chain(pki.client_cert, pki.client_key)
-    reply = call(proxy(bookstore_pb, mutual_upstream, context), "/v1/shelves/fiction")
+    reply = proxy_call(proxy(bookstore_pb, mutual_upstream, context), "GET", "/v1/shelves/fiction")
     assert reply.status == 200, reply.body
 
 
 def test_mutual_tls_without_a_client_certificate_is_503(
     bookstore_pb: ModuleType, mutual_upstream: UpstreamProcess, pki: Pki
 ) -> None:
-    reply = call(proxy(bookstore_pb, mutual_upstream, private_ca(pki)), "/v1/shelves/fiction")
+    reply = proxy_call(
+        proxy(bookstore_pb, mutual_upstream, private_ca(pki)), "GET", "/v1/shelves/fiction"
+    )
     assert (reply.status, reply.json()["code"]) == (503, 14)

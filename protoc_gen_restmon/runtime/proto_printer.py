@@ -22,27 +22,13 @@ from protoc_gen_restmon.runtime.proto_options import (
     indent_block,
     render_default,
 )
+from protoc_gen_restmon.runtime.values import TYPE_NAMES
 
 __all__ = ["ProtoPrinter", "UnsupportedProtoError", "print_proto", "print_protos"]
 
 F = d.FieldDescriptorProto
-_SCALARS = {
-    F.TYPE_DOUBLE: "double",
-    F.TYPE_FLOAT: "float",
-    F.TYPE_INT64: "int64",
-    F.TYPE_UINT64: "uint64",
-    F.TYPE_INT32: "int32",
-    F.TYPE_FIXED64: "fixed64",
-    F.TYPE_FIXED32: "fixed32",
-    F.TYPE_BOOL: "bool",
-    F.TYPE_STRING: "string",
-    F.TYPE_BYTES: "bytes",
-    F.TYPE_UINT32: "uint32",
-    F.TYPE_SFIXED32: "sfixed32",
-    F.TYPE_SFIXED64: "sfixed64",
-    F.TYPE_SINT32: "sint32",
-    F.TYPE_SINT64: "sint64",
-}
+# Scalar types print as their names; enums and messages as their type names.
+_SCALARS = {t: name for t, name in TYPE_NAMES.items() if t != F.TYPE_ENUM}
 _LABELS = {
     F.LABEL_OPTIONAL: "optional ",
     F.LABEL_REQUIRED: "required ",
