@@ -1,9 +1,11 @@
 """Recording throughput of the batch writer, and the monitor's queries over a million calls.
 
 (a) Recording into SQLite through `BatchWriter` (default settings): N calls, each submitted as
-    a pending record and, one chunk later, its final record (as the interceptors do). Paced at
-    the 5,000 calls/s target (must lose nothing), and unpaced with a queue large enough to
-    hold everything (the writer's capacity: calls/s from the first submit to `flush()`).
+    a pending record and, one chunk later, its final record. Paced at the 5,000 calls/s target
+    (must lose nothing), and unpaced with a queue large enough to hold everything (the writer's
+    capacity: calls/s from the first submit to `flush()`). Then the same through a `Monitor`,
+    as the grpclib observer records a call: `begin_deferred` (the writer thread describes the
+    call and builds its records), `finish` one chunk later; every call must be stored, final.
     Baselines: `store.write_batch` called directly with the same records in batches of 500
     (what the writer's thread can at best reach), and a bare `deque.append` for the per-call
     cost of `submit`.
@@ -39,15 +41,20 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from multidict import MultiDict  # noqa: E402
+
 from benchmarks.results import machine_line, write_section  # noqa: E402
+from protoc_gen_restmon.runtime.monitor.grpclib_events import describe  # noqa: E402
 from protoc_gen_restmon.runtime.monitor.model import (  # noqa: E402
     CallRecord,
     CallStatus,
     RequestQuery,
     Store,
 )
+from protoc_gen_restmon.runtime.monitor.monitor import Monitor  # noqa: E402
 from protoc_gen_restmon.runtime.monitor.stores import SqlStore, open_store  # noqa: E402
 from protoc_gen_restmon.runtime.monitor.writer import BatchWriter  # noqa: E402
+from protoc_gen_restmon.runtime.status import Code  # noqa: E402
 from tests.monitor_fixtures import create_database, drop_database, make_call  # noqa: E402
 from tests.postgres_server import PostgresServer, find_bindir, throwaway_server  # noqa: E402
 
@@ -103,6 +110,45 @@ def record(
     return len(pairs) / elapsed, submitting / (2 * len(pairs)) * 1e6
 
 
+def through_monitor(monitor: Monitor, calls: int, rate: float) -> tuple[float, float]:
+    """(calls/s until everything is written, mean µs of `begin_deferred` + `finish`): calls
+    begun as the grpclib observer begins them, each finished one chunk later, so that the
+    writer takes some while they run (pending, then final)."""
+    states = [monitor.method_state(s, m, "unary") for s in SERVICES for m in METHODS]
+    metadata = MultiDict([("user-agent", "bench"), ("x-request-id", "r1"), ("tenant", "t")])
+    arrival = (metadata, "bench", ("127.0.0.1", 50000))
+    begin = monitor.begin_deferred
+    started = time.perf_counter()
+    busy = 0.0
+    running: list[Any] = []
+    for step in range(0, calls + CHUNK, CHUNK):
+        t0 = time.perf_counter()
+        for call in running:
+            call.finish(Code.OK)
+        count = min(CHUNK, calls - step)
+        running = [begin(states[(step + n) % 20], arrival, describe) for n in range(count)]
+        busy += time.perf_counter() - t0
+        delay = started + (step + CHUNK) / rate - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+    assert monitor.writer.flush(timeout=300)
+    elapsed = time.perf_counter() - started
+    return calls / elapsed, busy / calls * 1e6
+
+
+def monitor_row(calls: int, directory: Path) -> str:
+    """Recording through a Monitor at the target rate; every call must end up stored, final."""
+    label = f"through a `Monitor` (grpclib's path), offered {TARGET_RATE:,} calls/s"
+    with Monitor(f"sqlite:///{directory / 'monitor.db'}") as monitor:
+        rate_s, call_us = through_monitor(monitor, calls, TARGET_RATE)
+        stored = monitor.store.requests(RequestQuery(limit=1)).count
+        pending = monitor.store.requests(RequestQuery(status=CallStatus.PENDING, limit=1)).count
+        health = monitor.health()
+    loss = health["dropped"] + health["lost"]
+    assert (stored, pending) == (calls - loss, 0), (stored, pending, health)
+    return f"| {label} | {rate_s:,.0f} | {call_us:.2f} (a call) | {loss} |"
+
+
 def direct(store: Store, pairs: list[tuple[CallRecord, CallRecord]]) -> float:
     """Calls/s writing the same records with write_batch, 500 records a batch, no thread."""
     records = [r for pair in pairs for r in pair]
@@ -134,6 +180,7 @@ def bench_recording(calls: int, directory: Path) -> list[str]:
         loss = writer.dropped + writer.lost
         rows.append(f"| {label} | {rate_s:,.0f} | {submit_us:.2f} | {loss} |")
         store.close()
+    rows.append(monitor_row(calls, directory))
     store = open_store(f"sqlite:///{directory / 'direct.db'}")
     rows.append(
         f"| `write_batch` directly (baseline) | {direct(store, call_pairs(calls)):,.0f} | | |"
