@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -27,12 +25,12 @@ from typing import Any
 
 import grpc  # type: ignore[import-untyped]
 import grpc.aio  # type: ignore[import-untyped]
-import uvicorn
 from grpclib.client import Channel
 from grpclib.server import Server
 
 from protoc_gen_restmon.runtime.monitor.model import CallRecord, CallStatus, RequestQuery
 from protoc_gen_restmon.runtime.monitor.monitor import Monitor
+from tests import servers
 from tests.gateway_fixtures import make_test_service
 from tests.proxy_fixtures import free_port
 
@@ -184,29 +182,13 @@ async def grpc_aio_server(monitor: Monitor | None, echo: Echo) -> AsyncIterator[
 
 @contextlib.contextmanager
 def uvicorn_server(app: Any, **options: Any) -> Iterator[str]:
-    """Serve `app` with uvicorn in a background thread on a free loopback port; yield its URL.
-    `options` override the uvicorn.Config defaults below."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    # proxy_headers=False: uvicorn would otherwise rewrite the peer from X-Forwarded-For itself
-    # (it trusts 127.0.0.1 by default), and the monitor's own resolution is under test.
-    defaults = {"log_level": "warning", "access_log": False, "lifespan": "off"}
-    config = uvicorn.Config(app, **{**defaults, "proxy_headers": False, **options})
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + WAIT
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"uvicorn did not start listening on port {port}")
-            time.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=WAIT)
-        sock.close()
+    """`tests.servers.uvicorn_server` without lifespan, and with proxy_headers=False: uvicorn
+    would otherwise rewrite the peer from X-Forwarded-For itself (it trusts 127.0.0.1 by
+    default), and the monitor's own resolution is under test."""
+    with servers.uvicorn_server(
+        app, **{"lifespan": "off", "proxy_headers": False, **options}
+    ) as url:
+        yield url
 
 
 # --- Reading what the monitor stored ---

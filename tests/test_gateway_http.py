@@ -15,10 +15,7 @@ and the gateway must route the rest (`/api/v1/shelves/a%2Fb` is `GetShelf(shelf=
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from types import ModuleType
@@ -26,39 +23,15 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from tests.gateway_fixtures import DUNE, SECRET, UUID, assert_status_shape, serve
+from tests.servers import uvicorn_server
 
 DEPLOYMENTS = ["bare", "root-path", "starlette", "fastapi"]
 JSON_TYPE = {"content-type": "application/json"}
-
-
-@contextlib.contextmanager
-def running(app: Any, **config: Any) -> Iterator[str]:
-    """Serve `app` with uvicorn in a background thread on a free loopback port; yield its URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, **config))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"uvicorn did not start listening on port {port}")
-            time.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-    if thread.is_alive():
-        raise RuntimeError("uvicorn did not shut down")
 
 
 @pytest.fixture(scope="module", params=DEPLOYMENTS)
@@ -78,7 +51,10 @@ def client(request: pytest.FixtureRequest, bookstore_pb: ModuleType) -> Iterator
     else:
         app = FastAPI()
         app.mount("/api", gateway)
-    with running(app, **config) as url, httpx.Client(base_url=url + prefix, timeout=10) as http:
+    with (
+        uvicorn_server(app, **config) as url,
+        httpx.Client(base_url=url + prefix, timeout=10) as http,
+    ):
         yield http
 
 
@@ -270,7 +246,7 @@ def mounted(bookstore_pb: ModuleType) -> Iterator[httpx.Client]:
             Mount("/api", app=serve(bookstore_pb).gateway),
         ]
     )
-    with running(app) as url, httpx.Client(base_url=url, timeout=10) as http:
+    with uvicorn_server(app) as url, httpx.Client(base_url=url, timeout=10) as http:
         yield http
 
 

@@ -9,7 +9,6 @@ see its observer) or in its own process (to measure its memory).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import threading
@@ -22,13 +21,13 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from examples.bookstore import make_service
 from protoc_gen_restmon.runtime.gateway import Gateway, GatewayOptions
 from protoc_gen_restmon.runtime.observe import CallInfo
 from protoc_gen_restmon.runtime.status import Code
-from tests.upstream_process import GatewayProcess, UpstreamProcess, free_port
+from tests.servers import uvicorn_server
+from tests.upstream_process import GatewayProcess, UpstreamProcess
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -58,25 +57,6 @@ class Recorder:
         raise AssertionError(f"{request_id} never finished: {self.ended}")
 
 
-@contextlib.contextmanager
-def serving(app: Any) -> Iterator[str]:
-    """`app` under uvicorn on a loopback port, in a thread; its base URL."""
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    began = time.monotonic()
-    while not server.started:
-        assert time.monotonic() - began < 10 and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-
-
 @pytest.fixture(name="upstream")
 def fixture_upstream(bookstore_pb: ModuleType, tmp_path: Path) -> Iterator[UpstreamProcess]:
     upstream = UpstreamProcess(bookstore_pb, tmp_path / "events.log")
@@ -100,7 +80,7 @@ def fixture_proxy(bookstore_pb: ModuleType, upstream: UpstreamProcess) -> Iterat
     gateway = Gateway(
         upstream=upstream.address, packages=[bookstore_pb], options=options, monitor=recorder
     )
-    with serving(gateway) as url:
+    with uvicorn_server(gateway) as url:
         yield Proxy(url, recorder)
 
 
@@ -154,7 +134,7 @@ def test_keepalive_notices_an_upstream_that_went_silent(
     accepts connections for it. Without pings a call would wait for its deadline (5 s)."""
     options = GatewayOptions(deadline=5.0, keepalive=0.2, connect_timeout=0.3)
     gateway = Gateway(upstream=upstream.address, packages=[bookstore_pb], options=options)
-    with serving(gateway) as url:
+    with uvicorn_server(gateway) as url:
         assert get(url, "/v1/shelves/fiction")[0].status_code == 200
         os.kill(upstream.pid, signal.SIGSTOP)
         try:
@@ -204,7 +184,7 @@ def test_client_gone_cancels_an_in_process_handler_too(bookstore_pb: ModuleType)
             return await super().get_shelf(request)
 
     recorder = Recorder()
-    with serving(Gateway([Slow()], monitor=recorder)) as url:
+    with uvicorn_server(Gateway([Slow()], monitor=recorder)) as url:
         with pytest.raises(httpx.ReadTimeout):
             httpx.get(url + "/v1/shelves/fiction", headers={"x-request-id": "gone-3"}, timeout=0.5)
         assert cancelled.wait(2)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
@@ -179,21 +180,31 @@ def load_json(body: bytes) -> object:
         raise RpcError(Code.INVALID_ARGUMENT, f"request body is not UTF-8: {exc}") from exc
     try:
         return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
-    except (ValueError, RecursionError) as exc:
+    except (json.JSONDecodeError, _NotStrictJson, RecursionError) as exc:
         raise RpcError(Code.INVALID_ARGUMENT, f"request body is not valid JSON: {exc}") from exc
+    except ValueError as exc:
+        # int() refuses numbers of more than sys.get_int_max_str_digits() digits, in words that
+        # differ between Python versions and name an interpreter setting: not for clients.
+        limit = sys.get_int_max_str_digits()
+        message = f"request body is not valid JSON: a number has more than {limit} digits"
+        raise RpcError(Code.INVALID_ARGUMENT, message) from exc
+
+
+class _NotStrictJson(ValueError):
+    """What json.loads accepts and strict JSON does not."""
 
 
 def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
     found: dict[str, object] = {}
     for key, value in pairs:
         if key in found:
-            raise ValueError(f'duplicate key "{key}"')
+            raise _NotStrictJson(f'duplicate key "{key}"')
         found[key] = value
     return found
 
 
 def _no_constant(name: str) -> object:
-    raise ValueError(f'{name} is not JSON (write it as the string "{name}")')
+    raise _NotStrictJson(f'{name} is not JSON (write it as the string "{name}")')
 
 
 def parse_json(
