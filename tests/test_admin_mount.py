@@ -25,7 +25,7 @@ from protoc_gen_restmon.runtime.monitor.admin.mount import with_admin
 from protoc_gen_restmon.runtime.monitor.monitor import Monitor
 from protoc_gen_restmon.runtime.monitor.stores import open_store
 from tests.gateway_fixtures import make_test_service
-from tests.test_gateway_http import running
+from tests.servers import uvicorn_server
 
 
 class LifespanApp:
@@ -111,7 +111,7 @@ ROUTED = [
 
 @pytest.fixture(scope="module")
 def routed() -> Iterator[str]:
-    with running(with_admin(LifespanApp("gateway"), LifespanApp("admin"))) as base:
+    with uvicorn_server(with_admin(LifespanApp("gateway"), LifespanApp("admin"))) as base:
         yield base
 
 
@@ -134,7 +134,7 @@ def test_admin_api_under_a_starlette_mount_and_root_path(
     gateway = Gateway(services=[make_test_service(bookstore_pb)], monitor=monitor)
     headers = {"Authorization": f"Bearer {token}"}
     mounted = Starlette(routes=[Mount("/ops", app=with_admin(gateway, admin))])
-    with running(mounted) as base:
+    with uvicorn_server(mounted) as base:
         assert httpx.get(f"{base}/ops/api/grpc/monitor/health/", headers=headers).status_code == 200
         label = httpx.get(
             f"{base}/ops/cfg/grpc/proto-files/bookstore.v1.bookstore/", headers=headers
@@ -142,19 +142,19 @@ def test_admin_api_under_a_starlette_mount_and_root_path(
         assert "service BookstoreService {" in label.text
         assert httpx.get(f"{base}/ops/v1/shelves").status_code == 200
         assert httpx.get(f"{base}/api/grpc/monitor/health/", headers=headers).status_code == 404
-    with running(admin, root_path="/ops") as base:
+    with uvicorn_server(admin, root_path="/ops") as base:
         assert httpx.get(f"{base}/api/grpc/monitor/health/", headers=headers).status_code == 200
 
 
 def test_public_metrics_needs_no_credentials(monitor: Monitor) -> None:
-    with running(AdminApp(monitor, public_metrics=True)) as base:
+    with uvicorn_server(AdminApp(monitor, public_metrics=True)) as base:
         assert httpx.get(f"{base}/metrics").status_code == 200
         assert httpx.get(f"{base}/api/grpc/monitor/health/").status_code == 401
 
 
 def test_generate_without_proto_dir_is_a_failed_precondition(monitor: Monitor) -> None:
     _, token = create_admin_token(monitor.store, "t")
-    with running(AdminApp(monitor)) as base:
+    with uvicorn_server(AdminApp(monitor)) as base:
         response = httpx.post(
             f"{base}/cfg/grpc/proto-files/generate/", headers={"Authorization": f"Bearer {token}"}
         )
@@ -167,7 +167,7 @@ def test_a_failing_store_is_a_503_not_a_crash(tmp_path: Path) -> None:
     _, token = create_admin_token(store, "t")
     monitor = Monitor(store)
     try:
-        with running(AdminApp(monitor)) as base:
+        with uvicorn_server(AdminApp(monitor)) as base:
             headers = {"Authorization": f"Bearer {token}"}
             assert httpx.get(f"{base}/api/grpc/api-keys/", headers=headers).status_code == 200
             store.close()
