@@ -32,25 +32,35 @@ def openssl(*args: str | Path) -> None:
 
 @pytest.fixture(name="pki", scope="module")
 def fixture_pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    """A CA, a server certificate it signed for 127.0.0.1 and localhost, and a client one."""
+    """A CA, a server certificate it signed for 127.0.0.1 and localhost, and a client one.
+
+    With the extensions Python 3.13's default contexts require (VERIFY_X509_STRICT): key usage
+    on the CA, an authority key identifier on the certificates it signs."""
     root = tmp_path_factory.mktemp("pki")
     ca, ca_key, key, csr, cert = (root / n for n in ("ca.pem", "ca.key", "s.key", "s.csr", "s.pem"))
     ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
     openssl(
-        "req", "-x509", *ec, "-keyout", ca_key, "-out", ca, "-days", "2", "-subj", "/CN=test CA"
-    )
+        "req", "-x509", *ec, "-keyout", ca_key, "-out", ca, "-days", "2", "-subj", "/CN=test CA",
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+    )  # fmt: skip
+    signed = "authorityKeyIdentifier=keyid,issuer\nbasicConstraints=CA:FALSE\n"
     openssl("req", *ec, "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1")
-    extensions = root / "san.cnf"
-    extensions.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    server_extensions = root / "server.cnf"
+    server_extensions.write_text(
+        f"{signed}subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"
+    )
     openssl(
         "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
-        "-out", cert, "-days", "2", "-extfile", extensions,
+        "-out", cert, "-days", "2", "-extfile", server_extensions,
     )  # fmt: skip
     client_key, client_csr, client = (root / n for n in ("c.key", "c.csr", "c.pem"))
     openssl("req", *ec, "-keyout", client_key, "-out", client_csr, "-subj", "/CN=gateway")
+    client_extensions = root / "client.cnf"
+    client_extensions.write_text(f"{signed}extendedKeyUsage=clientAuth\n")
     openssl(
         "x509", "-req", "-in", client_csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
-        "-out", client, "-days", "2",
+        "-out", client, "-days", "2", "-extfile", client_extensions,
     )  # fmt: skip
     return Pki(ca, cert, key, client, client_key)
 
