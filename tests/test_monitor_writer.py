@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from protoc_gen_restmon.runtime.monitor.call import MethodState
+from protoc_gen_restmon.runtime.monitor.call import ENDED, TAKEN, MethodState, quick_taker
 from protoc_gen_restmon.runtime.monitor.model import (
     CallRecord,
     CallStatus,
@@ -370,3 +370,29 @@ def test_deferred_call_checked_for_a_key_is_described_before_it_runs(store: Stor
         assert monitor.writer.flush()
     record = only_record(store)
     assert (record.grpc_status_code, record.client_ip) == ("UNAUTHENTICATED", "10.1.2.3")
+
+
+def test_quick_calls_ending_while_the_writer_takes_them_are_never_left_pending(
+    store: Store,
+) -> None:
+    """QuickCalls (grpclib's hot path) follow the same two-flag protocol as MonitoredCall: the
+    loop's side is written out here as `grpclib_events._quick` does it."""
+    with monitor_on(store, flush_interval=0.0001) as monitor:
+        state = monitor.method_state(INFO.service, INFO.method)
+        take = quick_taker(monitor, Describer())
+        for _ in range(200):
+            calls = [[take, state, ("10.1.2.3:1", "a"), time.perf_counter(), None, None]]
+            calls += [list(calls[0]) for _ in range(2)]
+            for call in calls:
+                monitor.writer.submit(call)
+            time.sleep(0.0002)  # lets the writer take some of them while they run
+            for call in calls:
+                call[ENDED] = (Code.NOT_FOUND, "gone", time.perf_counter())
+                if call[TAKEN] is not None:
+                    monitor.writer.submit(call)
+        assert monitor.writer.flush()
+        statuses = stored_statuses(store)
+        assert len(statuses) == 600 and set(statuses.values()) == {CallStatus.ERROR}
+        assert 600 < monitor.writer.recorded <= 1200 and monitor.writer.lost == 0
+        records = store.requests(RequestQuery(limit=1)).results
+        assert records[0].error_message == "gone" and records[0].duration_ms is not None

@@ -8,7 +8,7 @@ By default `attach` wraps each handler of the server's method table once. With `
 it listens to grpclib's `RecvRequest` event instead and replaces the event's `method_func` with
 the same wrapper around the one it is given, which composes with other listeners. That has a
 price of its own on every call: grpclib then builds a `RecvRequest` (seven keyword arguments
-through a generic `__init__`) and awaits each listener, 4 to 12 µs per call measured on a 2-CPU VM
+through a generic `__init__`) and awaits each listener, 4 to 16 µs per call measured on a 2-CPU VM
 (`benchmarks/bench_monitor_overhead.py`), most of the monitor's budget. The catch of wrapping:
 a RecvRequest listener of yours that replaces `method_func` without calling the one it was given
 also replaces the monitored handler (such a listener bypasses every other wrapper too).
@@ -17,6 +17,7 @@ also replaces the monitored handler (such a listener bypasses every other wrappe
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import TYPE_CHECKING, Any
 
 from grpclib import GRPCError
@@ -25,7 +26,8 @@ from grpclib.const import Status
 from grpclib.events import RecvRequest, listen
 from grpclib.metadata import Deadline
 
-from protoc_gen_restmon.runtime.monitor.call import MethodState
+from protoc_gen_restmon.runtime.monitor.call import ENDED, TAKEN, MethodState, quick_taker
+from protoc_gen_restmon.runtime.monitor.metrics import FOLD_AT
 from protoc_gen_restmon.runtime.monitor.monitor import cancelled_call
 from protoc_gen_restmon.runtime.observe import CallInfo
 from protoc_gen_restmon.runtime.status import Code, RpcError
@@ -57,7 +59,7 @@ def attach(monitor: Monitor, server: Server, *, events: bool = False) -> None:
         grpc_type = GRPC_TYPES[handler.cardinality]
         monitor.add_method(path, grpc_type)
         states[path] = monitor.method_state(*_split(path), grpc_type)
-        wrapped[handler.func] = _monitored(monitor, states[path], handler.func)
+        wrapped[handler.func] = wrap_handler(monitor, states[path], handler.func)
     if not events:
         for path, handler in mapping.items():
             mapping[path] = handler._replace(func=wrapped[handler.func])
@@ -69,7 +71,7 @@ def attach(monitor: Monitor, server: Server, *, events: bool = False) -> None:
         if found is None:  # another listener replaced the handler: wrap its replacement
             path: str = event.method_name
             state = states.get(path) or monitor.method_state(*_split(path))
-            found = _monitored(monitor, state, inner)
+            found = wrap_handler(monitor, state, inner)
         event.method_func = found
 
     listen(server, RecvRequest, on_request)
@@ -80,7 +82,7 @@ def _split(path: str) -> tuple[str, str]:
     return service, method
 
 
-# What a call's record needs of its arrival, taken on the event loop by `_monitored`: its
+# What a call's record needs of its arrival, taken on the event loop by `wrap_handler`: its
 # metadata (not changed once received), user agent and peer address. The address is read then,
 # not by the writer thread: by then the connection may be closed, and its socket's number reused.
 Arrived = tuple["_Metadata | None", "str | None", "tuple[str, int] | None"]
@@ -109,10 +111,17 @@ def _grpc_error(err: RpcError) -> GRPCError:
     return GRPCError(Status(int(err.code)), err.message)
 
 
-def _monitored(monitor: Monitor, state: MethodState, inner: MethodFunc) -> MethodFunc:
+def wrap_handler(monitor: Monitor, state: MethodState, inner: MethodFunc) -> MethodFunc:
     """`inner` observed: the handler `attach` puts in the server's method table (or, with
-    `events=True`, in each RecvRequest event). It begins the call (which may refuse it) before
-    `inner` runs, and finishes it with how `inner` ended."""
+    `events=True`, in each RecvRequest event)."""
+    if state.admits:
+        return _checked(monitor, state, inner)
+    return _quick(monitor, state, inner)
+
+
+def _checked(monitor: Monitor, state: MethodState, inner: MethodFunc) -> MethodFunc:
+    """A method with a key check or a hook: the call is begun (and may be refused) before
+    `inner` runs, and finished with how `inner` ended."""
     begin = monitor.begin_deferred
 
     async def monitored(stream: Stream[Any, Any]) -> None:
@@ -130,6 +139,46 @@ def _monitored(monitor: Monitor, state: MethodState, inner: MethodFunc) -> Metho
             raise
         finally:
             observation.finish(code, message)
+
+    return monitored
+
+
+def _quick(monitor: Monitor, state: MethodState, inner: MethodFunc) -> MethodFunc:
+    """Every other method: the same records and metrics as `_checked`, at a third of its cost
+    on the event loop (benchmarks/bench_monitor_overhead.py). The call is queued as a plain
+    list (a QuickCall, see call.py) with no Python call of ours: in a real server a
+    MonitoredCall's `__init__` and `finish` alone cost ~8 µs per call, cold as the code is
+    there. Both are `submit` and `MethodSeries.start`/`finish`, inlined."""
+    take = quick_taker(monitor, describe)
+    writer, series, clock = monitor.writer, state.series, time.perf_counter
+    records, events = writer.records, series.events
+
+    async def monitored(stream: Stream[Any, Any]) -> None:
+        arrival = (stream.metadata, stream.user_agent, stream.peer.addr())
+        started = clock()
+        call: list[Any] = [take, state, arrival, started, None, None]
+        events.append(None)  # started
+        depth = len(records)
+        if depth < writer.queue_size:
+            records.append(call)
+            if depth + 1 >= writer.batch_size:
+                writer.wake()
+        else:
+            writer.refused()
+        code, message = Code.OK, ""
+        try:
+            await inner(stream)
+        except BaseException as err:
+            code, message = _ending(err, stream.deadline)
+            raise
+        finally:
+            ended = clock()
+            call[ENDED] = (code, message, ended)
+            if call[TAKEN] is not None:  # its pending record is written: queue it again
+                writer.submit(call)
+            events.append((code, ended - started))  # handled
+            if len(events) >= FOLD_AT:
+                series.fold()
 
     return monitored
 

@@ -42,12 +42,13 @@ class MethodSeries:
     """One method's counters and histogram.
 
     The hot path only appends to a deque (atomic under the GIL, so no lock): `start` appends
-    None, `finish` a (code, seconds) pair. The events are folded into plain numbers, under a
-    lock, when scraped or when FOLD_AT are waiting; prometheus_client's labelled Counter and
-    Histogram cost several µs per call, a locked update about one in a busy server.
+    None, `finish` a (code, seconds) pair; grpclib's observer appends to `events` itself. The
+    events are folded into plain numbers, under a lock, when scraped or when FOLD_AT are
+    waiting; prometheus_client's labelled Counter and Histogram cost several µs per call, a
+    locked update about one in a busy server.
     """
 
-    __slots__ = ("_events", "_lock", "buckets", "handled", "labels", "seconds_sum", "started")
+    __slots__ = ("_lock", "buckets", "events", "handled", "labels", "seconds_sum", "started")
 
     def __init__(self, labels: tuple[str, str, str]) -> None:
         self.labels = labels
@@ -55,21 +56,21 @@ class MethodSeries:
         self.handled: dict[Code, int] = {}
         self.buckets = [0] * (len(BUCKETS) + 1)  # per bucket, not cumulative; the last is +Inf
         self.seconds_sum = 0.0
-        self._events: deque[tuple[Code, float] | None] = deque()
+        self.events: deque[tuple[Code, float] | None] = deque()
         self._lock = threading.Lock()
 
     def start(self) -> None:
-        self._events.append(None)
+        self.events.append(None)
 
     def finish(self, code: Code, seconds: float) -> None:
-        events = self._events
+        events = self.events
         events.append((code, seconds))
         if len(events) >= FOLD_AT:
-            self._fold()
+            self.fold()
 
-    def _fold(self) -> None:
+    def fold(self) -> None:
         # popleft is atomic: events appended meanwhile by other threads wait for the next fold.
-        events = self._events
+        events = self.events
         with self._lock:
             for _ in range(len(events)):
                 event = events.popleft()
@@ -82,7 +83,7 @@ class MethodSeries:
                 self.seconds_sum += seconds
 
     def snapshot(self) -> tuple[int, dict[Code, int], list[int], float]:
-        self._fold()
+        self.fold()
         with self._lock:
             return self.started, dict(self.handled), list(self.buckets), self.seconds_sum
 

@@ -23,6 +23,7 @@ from protoc_gen_restmon.runtime.monitor.model import (
     CallRecord,
     KeyUse,
     LiveCall,
+    QuickCall,
     Store,
     fold_key_uses,
     merge_calls,
@@ -61,7 +62,8 @@ class BatchWriter:
         self.last_error = ""
         self.store_ok = True
         self.purged = 0
-        self._records: deque[CallRecord | LiveCall] = deque()
+        # The queue of calls; a hot path may append to it itself, as `submit` does.
+        self.records: deque[CallRecord | LiveCall | QuickCall] = deque()
         self._uses: deque[KeyUse] = deque()
         self._drop_lock = threading.Lock()
         self._wake = threading.Event()
@@ -74,18 +76,27 @@ class BatchWriter:
 
     # The hot path: called on every RPC.
 
-    def submit(self, record: CallRecord | LiveCall) -> bool:
+    def submit(self, record: CallRecord | LiveCall | QuickCall) -> bool:
         """Queue a record or a live call; False (and counted in `dropped`) when the queue is
         full. Called once or twice per RPC: `_offer`, inlined."""
-        depth = len(self._records)
+        depth = len(self.records)
         if depth >= self.queue_size:
             with self._drop_lock:
                 self.dropped += 1
             return False
-        self._records.append(record)
+        self.records.append(record)
         if depth + 1 >= self.batch_size:
             self._wake.set()
         return True
+
+    def refused(self) -> None:
+        """Count a call a hot path could not queue (the queue was full)."""
+        with self._drop_lock:
+            self.dropped += 1
+
+    def wake(self) -> None:
+        """Write now: a hot path queued a batch."""
+        self._wake.set()
 
     def use_key(self, use: KeyUse) -> bool:
         """Queue a key use; False (and counted in `dropped`) when the queue is full."""
@@ -106,7 +117,7 @@ class BatchWriter:
 
     @property
     def queue_depth(self) -> int:
-        return len(self._records) + len(self._uses)
+        return len(self.records) + len(self._uses)
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -123,7 +134,7 @@ class BatchWriter:
         """Wait until the queue is empty and nothing is being written; False on timeout."""
 
         def written() -> bool:
-            return not self._busy and not self._records and not self._uses
+            return not self._busy and not self.records and not self._uses
 
         if not self._thread.is_alive():  # closed: nothing more will be written
             return written()
@@ -154,8 +165,8 @@ class BatchWriter:
         with self._idle:
             self._busy = True
         try:
-            while self._records or self._uses:
-                records = _records(_take(self._records, self.batch_size))
+            while self.records or self._uses:
+                records = _records(_take(self.records, self.batch_size))
                 uses = _take(self._uses, self.batch_size)
                 self._write(merge_calls(records), fold_key_uses(uses), len(records) + len(uses))
         finally:
@@ -191,12 +202,17 @@ class BatchWriter:
             self.last_error = f"purge: {type(error).__name__}: {error}"
 
 
-def _records(items: list[CallRecord | LiveCall]) -> list[CallRecord]:
+def _records(items: list[CallRecord | LiveCall | QuickCall]) -> list[CallRecord]:
     """The records of queued items; a live call queued again after its final record was
     written (it ended while the batch was being taken) has nothing more to write."""
     found = []
     for item in items:
-        record = item if isinstance(item, CallRecord) else item.record()
+        if isinstance(item, CallRecord):
+            record: CallRecord | None = item
+        elif isinstance(item, list):
+            record = item[0](item)  # a QuickCall: its first item knows how to take it
+        else:
+            record = item.record()
         if record is not None:
             found.append(record)
     return found
