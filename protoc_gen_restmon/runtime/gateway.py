@@ -35,6 +35,7 @@ from protoc_gen_restmon.runtime.http import (
 )
 from protoc_gen_restmon.runtime.json_mapping import JsonOptions
 from protoc_gen_restmon.runtime.json_write import field_to_json, to_json
+from protoc_gen_restmon.runtime.log_redaction import redact_header_logs
 from protoc_gen_restmon.runtime.observe import NO_OBSERVER, CallInfo, Observation, Observer
 from protoc_gen_restmon.runtime.registry import DescriptorRegistry
 from protoc_gen_restmon.runtime.router import RouteMatch, Router
@@ -111,6 +112,7 @@ class Gateway:
         monitor: Observer | None = None,
     ):
         self.options = options or GatewayOptions()
+        redact_header_logs()  # a proxy forwards x-api-key and authorization over HTTP/2
         self.monitor: Observer = monitor if monitor is not None else NO_OBSERVER
         self._forward = forwarded_names(self.options.forward_headers)
         self.registry = DescriptorRegistry()

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta, timezone
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from protoc_gen_restmon.runtime.log_redaction import redact_header_logs
 from protoc_gen_restmon.runtime.monitor.access import KeyPolicy, TrustedProxies
 from protoc_gen_restmon.runtime.monitor.call import (
     UNRECORDED,
@@ -93,6 +94,7 @@ class Monitor:
         # None without trusted proxies: the client is the peer, nothing to work out per call.
         self._client_ip: Callable[[CallInfo], str] | None = proxies.client_ip if proxies else None
         self._hooks = _method_hooks(hooks)
+        redact_header_logs()  # the keys it checks travel in HTTP/2 headers
         self._services: set[str] = set()
         self._grpc_types: dict[str, str] = {}
         self._methods: dict[tuple[str, str], MethodState] = {}  # by (service, method)
