@@ -77,7 +77,9 @@ class SqliteLock:
         self._holder: sqlite3.Connection | None = None
 
     def begin(self) -> None:
-        self._holder = sqlite3.connect(self.path, isolation_level=None)
+        # begin and end may run on different threads (asyncio.to_thread): the holder is used
+        # by one at a time.
+        self._holder = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._holder.execute("BEGIN EXCLUSIVE")
 
     def end(self) -> None:
