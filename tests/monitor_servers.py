@@ -111,7 +111,8 @@ async def grpclib_server(monitor: Monitor | None, service: Any) -> AsyncIterator
 @dataclass
 class Echo:
     """`test.Echo`: Unary, ClientStream, ServerStream and Bidi, steered by the request bytes:
-    b"fail" aborts with NOT_FOUND, b"crash" raises, b"slow" sleeps, b"gate" parks on `gate`."""
+    b"fail" aborts with NOT_FOUND, b"crash" raises, b"slow" sleeps, b"gate" parks on `gate`,
+    b"trailers" sets trailing metadata of its own, b"abort-cancelled" is cancelled in `abort`."""
 
     gate: Gate = field(default_factory=Gate)
     arrived: asyncio.Queue[bytes] = field(default_factory=asyncio.Queue)
@@ -152,6 +153,15 @@ class Echo:
             await asyncio.sleep(SLOW)
         elif request == b"gate":
             await self.gate.pass_through()
+        elif request == b"trailers":
+            context.set_trailing_metadata((("x-handler", "own"),))
+        elif request == b"abort-cancelled":
+            # The server cancels the call while `abort` sends its status, as a server that stops
+            # right after a call has been answered does.
+            task = asyncio.current_task()
+            assert task is not None
+            asyncio.get_running_loop().call_soon(task.cancel)
+            await context.abort(grpc.StatusCode.NOT_FOUND, "no such thing")
 
     def handler(self) -> grpc.GenericRpcHandler:
         return grpc.method_handlers_generic_handler(

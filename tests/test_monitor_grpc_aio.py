@@ -58,6 +58,7 @@ def test_grpc_aio_success_is_recorded_with_its_call_details(monitor: Monitor) ->
     [
         pytest.param(b"fail", "NOT_FOUND", "no such thing", id="abort"),
         pytest.param(b"crash", "UNKNOWN", "RuntimeError: the echo broke", id="plain-exception"),
+        pytest.param(b"abort-cancelled", "NOT_FOUND", "no such thing", id="cancelled-in-abort"),
     ],
 )
 def test_grpc_aio_failure_is_recorded_as_error(
@@ -69,6 +70,45 @@ def test_grpc_aio_failure_is_recorded_as_error(
     record = only(recorded(monitor))
     assert (record.status, record.grpc_status_code) == (CallStatus.ERROR, code)
     assert fragment in record.error_message
+
+
+async def unary_trailers(
+    monitor: Monitor, request: bytes, metadata: tuple[tuple[str, str], ...]
+) -> tuple[str, dict[str, str]]:
+    """The code's name and the trailing metadata of a Unary call."""
+    async with grpc_aio_server(monitor, Echo()) as channel:
+        call = unary(channel)(request, metadata=metadata)
+        try:
+            await call
+        except grpc.aio.AioRpcError as error:
+            return error.code().name, dict(error.trailing_metadata() or ())
+        return "OK", dict(await call.trailing_metadata() or ())
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "code"),
+    [
+        pytest.param(b"hi", "OK", id="answered"),
+        pytest.param(b"fail", "NOT_FOUND", id="abort"),
+        pytest.param(b"crash", "UNKNOWN", id="handler-crash"),
+        pytest.param(b"trailers", "OK", id="handler-trailers"),
+    ],
+)
+@pytest.mark.parametrize("given", ["aio-7", None, "r" * 129], ids=["given", "none", "unfit"])
+def test_grpc_aio_request_id_is_recorded_and_echoed_in_the_trailers(
+    monitor: Monitor, request_bytes: bytes, code: str, given: str | None
+) -> None:
+    metadata = (("x-request-id", given),) if given else ()
+    answered, trailers = asyncio.run(unary_trailers(monitor, request_bytes, metadata))
+    assert answered == code
+    echoed = trailers["x-request-id"]
+    assert only(recorded(monitor)).request_id == echoed
+    if given == "aio-7":
+        assert echoed == given
+    else:  # made by the monitor, in a UUID's form
+        assert len(echoed) == 36 and echoed.count("-") == 4
+    if request_bytes == b"trailers":  # the handler's own trailers are kept
+        assert trailers["x-handler"] == "own"
 
 
 def test_grpc_aio_expired_deadline_is_recorded_as_timeout(monitor: Monitor) -> None:
@@ -186,5 +226,8 @@ def test_grpc_aio_key_checks(store_url: str) -> None:
             "bot",
         )
         assert (second.status, second.grpc_status_code) == (CallStatus.ERROR, "UNAUTHENTICATED")
+        refused = (("x-request-id", "refused-1"),)
+        answered = asyncio.run(unary_trailers(monitor, b"k", refused))
+        assert answered == ("UNAUTHENTICATED", {"x-request-id": "refused-1"})
     finally:
         monitor.close()

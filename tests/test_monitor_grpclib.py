@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from grpclib import GRPCError
-from grpclib.const import Status
+from grpclib.const import Cardinality, Status
 from grpclib.health.service import Health
 from grpclib.health.v1.health_grpc import HealthStub
 from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
@@ -92,12 +92,50 @@ def test_grpclib_success_is_recorded_with_its_call_details(
     assert not record.is_authenticated
 
 
-def test_grpclib_request_id_is_made_when_the_client_sends_none(
-    monitor: Monitor, bookstore_pb: ModuleType
+async def get_shelf_trailers(
+    pb: ModuleType, monitor: Monitor, shelf: str, metadata: dict[str, str]
+) -> tuple[str, dict[str, str]]:
+    """GetShelf on a raw grpclib stream: the code's name and the trailing metadata."""
+    async with grpclib_server(monitor, controlled_bookstore(pb)) as channel:
+        path = f"/bookstore.v1.BookstoreService/{GET_SHELF}"
+        request = channel.request(
+            path, Cardinality.UNARY_UNARY, pb.GetShelfRequest, pb.Shelf, metadata=metadata
+        )
+        async with request as stream:
+            await stream.send_message(pb.GetShelfRequest(shelf=shelf), end=True)
+            try:
+                await stream.recv_message()
+                await stream.recv_trailing_metadata()
+                code = "OK"
+            except GRPCError as error:
+                code = error.status.name
+            return code, dict(stream.trailing_metadata or {})
+
+
+TOO_LONG = "r" * 129  # longer than a request id may be: replaced, not echoed
+
+
+@pytest.mark.parametrize(
+    ("shelf", "code"),
+    [
+        pytest.param("fiction", "OK", id="answered"),
+        pytest.param("fail-5", "NOT_FOUND", id="grpc-error"),
+        pytest.param("crash", "UNKNOWN", id="handler-crash"),
+    ],
+)
+@pytest.mark.parametrize("given", ["req-7", None, TOO_LONG], ids=["given", "none", "unfit"])
+def test_grpclib_request_id_is_recorded_and_echoed_in_the_trailers(
+    monitor: Monitor, bookstore_pb: ModuleType, shelf: str, code: str, given: str | None
 ) -> None:
-    asyncio.run(get_shelf(bookstore_pb, controlled_bookstore(bookstore_pb), monitor, "fiction"))
-    record = only(recorded(monitor))
-    assert len(record.request_id) == 36 and record.request_id.count("-") == 4
+    metadata = {"x-request-id": given} if given else {}
+    answered = asyncio.run(get_shelf_trailers(bookstore_pb, monitor, shelf, metadata))
+    assert answered[0] == code
+    echoed = answered[1]["x-request-id"]
+    assert only(recorded(monitor)).request_id == echoed
+    if given == "req-7":
+        assert echoed == given
+    else:  # made by the monitor, in a UUID's form
+        assert len(echoed) == 36 and echoed.count("-") == 4
 
 
 @pytest.mark.parametrize(
@@ -244,6 +282,15 @@ def test_grpclib_bad_key_is_refused_before_the_handler(
     record = only(recorded(keyed))
     assert (record.status, record.grpc_status_code) == (CallStatus.ERROR, "UNAUTHENTICATED")
     assert reason in record.error_message
+
+
+def test_grpclib_refused_call_echoes_its_request_id(
+    keyed: Monitor, bookstore_pb: ModuleType
+) -> None:
+    metadata = {"x-request-id": "refused-1"}
+    answered = asyncio.run(get_shelf_trailers(bookstore_pb, keyed, "fiction", metadata))
+    assert answered == ("UNAUTHENTICATED", {"x-request-id": "refused-1"})
+    assert only(recorded(keyed)).request_id == "refused-1"
 
 
 def test_grpclib_valid_key_is_recorded_with_its_user(

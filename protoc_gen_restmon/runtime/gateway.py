@@ -36,7 +36,13 @@ from protoc_gen_restmon.runtime.http import (
 from protoc_gen_restmon.runtime.json_mapping import JsonOptions
 from protoc_gen_restmon.runtime.json_write import field_to_json, to_json
 from protoc_gen_restmon.runtime.log_redaction import redact_header_logs
-from protoc_gen_restmon.runtime.observe import NO_OBSERVER, CallInfo, Observation, Observer
+from protoc_gen_restmon.runtime.observe import (
+    NO_OBSERVER,
+    CallInfo,
+    Observation,
+    Observer,
+    given_request_id,
+)
 from protoc_gen_restmon.runtime.registry import DescriptorRegistry
 from protoc_gen_restmon.runtime.router import RouteMatch, Router
 from protoc_gen_restmon.runtime.services import GeneratedPackage, implemented_services
@@ -342,11 +348,7 @@ def _call_info(scope: Scope, method: RpcMethod, request_id: str) -> CallInfo:
 
 
 def _request_id(scope: Scope) -> str:
-    given = header(scope, b"x-request-id")
-    # Printable ASCII: the id is echoed as a header and sent upstream as metadata.
-    if given and len(given) <= 128 and given.isascii() and given.isprintable():
-        return given
-    return str(uuid.uuid4())
+    return given_request_id(header(scope, b"x-request-id")) or str(uuid.uuid4())
 
 
 async def _lifespan(receive: Receive, send: Send, shutdown: Callable[[], None]) -> None:

@@ -41,6 +41,14 @@ class CallInfo:
         return None
 
 
+def given_request_id(value: object) -> str | None:
+    """A client's x-request-id, if it is fit to record and to send back: printable ASCII (it
+    is echoed as a header and forwarded as metadata), at most 128 characters."""
+    if isinstance(value, str) and 0 < len(value) <= 128 and value.isascii():
+        return value if value.isprintable() else None
+    return None
+
+
 class Observation(Protocol):
     """One call being observed; `finish` is called exactly once, however the call ends."""
 

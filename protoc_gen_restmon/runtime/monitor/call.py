@@ -235,6 +235,11 @@ class _CallIds:
 CALL_IDS = _CallIds()
 
 
+def new_request_id() -> str:
+    """A request id for a gRPC call that came without one: a call id in UUID form."""
+    return _uuid_text(CALL_IDS.next())
+
+
 def _uuid_text(hex32: str) -> str:
     """32 hex digits in UUID form: 8-4-4-4-12."""
     return f"{hex32[:8]}-{hex32[8:12]}-{hex32[12:16]}-{hex32[16:20]}-{hex32[20:]}"

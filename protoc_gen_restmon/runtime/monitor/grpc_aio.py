@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 import grpc  # type: ignore[import-untyped]
 import grpc.aio  # type: ignore[import-untyped]
 
+from protoc_gen_restmon.runtime.monitor.call import new_request_id
 from protoc_gen_restmon.runtime.monitor.monitor import cancelled_call
-from protoc_gen_restmon.runtime.observe import CallInfo, Observation
+from protoc_gen_restmon.runtime.observe import CallInfo, Observation, given_request_id
 from protoc_gen_restmon.runtime.status import Code, RpcError
 
 if TYPE_CHECKING:
@@ -66,9 +67,14 @@ class _Begin:
         self.grpc_type = grpc_type
         monitor.add_method(path, grpc_type)
 
-    async def __call__(self, context: grpc.aio.ServicerContext) -> Observation:
+    async def __call__(self, context: grpc.aio.ServicerContext) -> tuple[Observation, str]:
+        """The call's observation and request id, which goes back in its trailing metadata:
+        set now, so that a refusal and an `abort` carry it too (`abort` sends the trailers
+        at once), and again at the end (`keep_request_id`)."""
+        info = self._info(context)
+        context.set_trailing_metadata((("x-request-id", info.request_id),))
         try:
-            return self.monitor.begin(self._info(context), self.grpc_type)
+            return self.monitor.begin(info, self.grpc_type), info.request_id
         except RpcError as err:
             await context.abort(STATUS_CODES[int(err.code)], err.message)
             raise  # not reached: abort raises
@@ -84,7 +90,7 @@ class _Begin:
             service=self.service,
             method=self.method,
             transport="grpc",
-            request_id=_first(metadata, "x-request-id"),
+            request_id=given_request_id(_first(metadata, "x-request-id")) or new_request_id(),
             peer=peer,
             client_ip=peer.rpartition(":")[0].strip("[]"),
             user_agent=_first(metadata, "user-agent"),
@@ -122,7 +128,7 @@ def _wrapped(handler: grpc.RpcMethodHandler, begin: _Begin) -> grpc.RpcMethodHan
 
 def _unary(inner: Behaviour, begin: _Begin) -> Behaviour:
     async def behaviour(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        observation = await begin(context)
+        observation, request_id = await begin(context)
         code, message = Code.OK, ""
         try:
             result = inner(request, context)
@@ -134,6 +140,7 @@ def _unary(inner: Behaviour, begin: _Begin) -> Behaviour:
             code, message = _failure(err, context)
             raise
         finally:
+            keep_request_id(context, request_id)
             observation.finish(code, message)
 
     return behaviour
@@ -141,7 +148,7 @@ def _unary(inner: Behaviour, begin: _Begin) -> Behaviour:
 
 def _streaming(inner: Behaviour, begin: _Begin) -> Behaviour:
     async def behaviour(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        observation = await begin(context)
+        observation, request_id = await begin(context)
         code, message = Code.OK, ""
         try:
             async for response in _responses(inner(request, context)):
@@ -151,9 +158,17 @@ def _streaming(inner: Behaviour, begin: _Begin) -> Behaviour:
             code, message = _failure(err, context)
             raise
         finally:
+            keep_request_id(context, request_id)
             observation.finish(code, message)
 
     return behaviour
+
+
+def keep_request_id(context: grpc.aio.ServicerContext, request_id: str) -> None:
+    """x-request-id back among the trailing metadata, if the handler replaced them without it."""
+    current = tuple(context.trailing_metadata() or ())
+    if all(name != "x-request-id" for name, _ in current):
+        context.set_trailing_metadata((*current, ("x-request-id", request_id)))
 
 
 async def _responses(result: Any) -> AsyncIterator[Any]:
@@ -182,6 +197,8 @@ def _failure(err: BaseException, context: grpc.aio.ServicerContext) -> tuple[Cod
     if isinstance(err, grpc.aio.AbortError):
         return _set_status(context)
     if isinstance(err, asyncio.CancelledError):
+        if context.done():  # cancelled after `abort` sent its status: the client has that status
+            return _set_status(context)
         return cancelled_call(context.time_remaining())
     # grpc answers UNKNOWN with the exception's text; the record says the same.
     return Code.UNKNOWN, f"{type(err).__name__}: {err}"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from grpclib import GRPCError
@@ -26,15 +27,21 @@ from grpclib.const import Status
 from grpclib.events import RecvRequest, listen
 from grpclib.metadata import Deadline
 
-from protoc_gen_restmon.runtime.monitor.call import ENDED, TAKEN, MethodState, quick_taker
+from protoc_gen_restmon.runtime.monitor.call import (
+    ENDED,
+    TAKEN,
+    MethodState,
+    new_request_id,
+    quick_taker,
+)
 from protoc_gen_restmon.runtime.monitor.metrics import FOLD_AT
 from protoc_gen_restmon.runtime.monitor.monitor import cancelled_call
-from protoc_gen_restmon.runtime.observe import CallInfo
+from protoc_gen_restmon.runtime.observe import CallInfo, given_request_id
 from protoc_gen_restmon.runtime.status import Code, RpcError
 
 if TYPE_CHECKING:
     from grpclib._typing import IServerMethodFunc as MethodFunc
-    from grpclib.metadata import _Metadata
+    from grpclib.metadata import _Metadata, _MetadataLike
     from grpclib.server import Server, Stream
 
     from protoc_gen_restmon.runtime.monitor.monitor import Monitor
@@ -82,21 +89,57 @@ def _split(path: str) -> tuple[str, str]:
     return service, method
 
 
-# What a call's record needs of its arrival, taken on the event loop by `wrap_handler`: its
-# metadata (not changed once received), user agent and peer address. The address is read then,
-# not by the writer thread: by then the connection may be closed, and its socket's number reused.
-Arrived = tuple["_Metadata | None", "str | None", "tuple[str, int] | None"]
+# What a call's record needs of its arrival, taken on the event loop by `arrive`: its
+# metadata (not changed once received), user agent, peer address and request id. The address is
+# read then, not by the writer thread: by then the connection may be closed, and its socket's
+# number reused.
+Arrived = tuple["_Metadata | None", "str | None", "tuple[str, int] | None", str]
+
+
+def arrive(stream: Stream[Any, Any]) -> Arrived:
+    """What the record needs of the call's arrival; sets up the echo of its request id."""
+    metadata = stream.metadata
+    request_id = given_request_id(metadata.get("x-request-id")) if metadata else None
+    request_id = request_id or new_request_id()
+    echo_request_id(stream, request_id)
+    return (metadata, stream.user_agent, stream.peer.addr(), request_id)
+
+
+def echo_request_id(stream: Stream[Any, Any], request_id: str) -> None:
+    """Sends `request_id` back as `x-request-id` in the call's trailing metadata, which every
+    ending sends (an answer, an error, a refused key; not a client that is gone). Trailers
+    rather than initial metadata: a call that fails before answering sends no initial metadata,
+    and grpc.aio's interceptor can only reach the trailers (grpc_aio.py)."""
+    send = stream.send_trailing_metadata
+
+    async def send_trailing_metadata(
+        *, metadata: _MetadataLike | None = None, **ending: Any
+    ) -> None:
+        await send(metadata=with_request_id(metadata, request_id), **ending)
+
+    # The stream calls its own send_trailing_metadata, from the handler or when it exits.
+    stream.send_trailing_metadata = send_trailing_metadata  # type: ignore[method-assign]
+
+
+def with_request_id(metadata: _MetadataLike | None, request_id: str) -> _MetadataLike:
+    """`metadata` and x-request-id, unless the handler set an x-request-id of its own."""
+    if not metadata:
+        return (("x-request-id", request_id),)
+    pairs = list(metadata.items() if isinstance(metadata, Mapping) else metadata)
+    if all(name != "x-request-id" for name, _ in pairs):
+        pairs.append(("x-request-id", request_id))
+    return pairs
 
 
 def describe(state: MethodState, arrived: Arrived) -> CallInfo:
-    """The CallInfo of a call from what `arrived` took; run by the writer thread."""
-    metadata, user_agent, addr = arrived
+    """The CallInfo of a call from what `arrive` took; run by the writer thread."""
+    metadata, user_agent, addr, request_id = arrived
     host, port = addr or ("", 0)
     return CallInfo(
         state.service,
         state.method,
         "grpc",
-        str(metadata.get("x-request-id", "")) if metadata else "",
+        request_id,
         f"{host}:{port}" if host else "",  # peer
         str(host),  # client_ip
         user_agent or "",
@@ -126,9 +169,7 @@ def _checked(monitor: Monitor, state: MethodState, inner: MethodFunc) -> MethodF
 
     async def monitored(stream: Stream[Any, Any]) -> None:
         try:
-            observation = begin(
-                state, (stream.metadata, stream.user_agent, stream.peer.addr()), describe
-            )
+            observation = begin(state, arrive(stream), describe)
         except RpcError as err:
             raise _grpc_error(err) from None
         code, message = Code.OK, ""
@@ -154,7 +195,7 @@ def _quick(monitor: Monitor, state: MethodState, inner: MethodFunc) -> MethodFun
     records, events = writer.records, series.events
 
     async def monitored(stream: Stream[Any, Any]) -> None:
-        arrival = (stream.metadata, stream.user_agent, stream.peer.addr())
+        arrival = arrive(stream)
         started = clock()
         call: list[Any] = [take, state, arrival, started, None, None]
         events.append(None)  # started
