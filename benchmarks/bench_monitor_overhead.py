@@ -155,6 +155,9 @@ class FakeStream:
         def addr() -> tuple[str, int]:
             return ("127.0.0.1", 5000)
 
+    async def send_trailing_metadata(self, **ending: Any) -> None:
+        """Wrapped by the monitor to echo the request id; the handler here sends nothing."""
+
 
 async def handled(stream: Any) -> None:
     return None
