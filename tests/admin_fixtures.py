@@ -38,8 +38,8 @@ from protoc_gen_restmon.runtime.monitor.model import KeyType
 from protoc_gen_restmon.runtime.monitor.monitor import Monitor
 from tests.gateway_fixtures import make_test_service
 from tests.monitor_fixtures import create_database, drop_database
+from tests.ports import free_port
 from tests.postgres_server import PostgresServer
-from tests.proxy_fixtures import free_port
 
 T = TypeVar("T")
 ADMIN_USER, ADMIN_PASSWORD = "admin", "s3cret admin password"

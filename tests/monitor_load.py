@@ -35,7 +35,7 @@ from protoc_gen_restmon.runtime.monitor.model import (
 )
 from protoc_gen_restmon.runtime.monitor.monitor import Monitor
 from tests.monitor_servers import uvicorn_server
-from tests.proxy_fixtures import free_port
+from tests.ports import free_port
 
 WAIT = 20.0  # seconds a test waits for a server or the writer (a failing batch: ~2 s)
 GET_SHELF, LIST_SHELVES = "GetShelf", "ListShelves"

@@ -32,7 +32,7 @@ from protoc_gen_restmon.runtime.monitor.model import CallRecord, CallStatus, Req
 from protoc_gen_restmon.runtime.monitor.monitor import Monitor
 from tests import servers
 from tests.gateway_fixtures import make_test_service
-from tests.proxy_fixtures import free_port
+from tests.ports import free_port
 
 SLOW = 3.0  # seconds a slow handler sleeps: far beyond every deadline the tests set
 WAIT = 5.0  # seconds a test waits for something that should happen at once

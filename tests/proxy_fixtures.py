@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from grpclib.server import Server, Stream
 
 from protoc_gen_restmon.runtime.gateway import Gateway, GatewayOptions
 from tests.gateway_fixtures import Reply, Served, asgi_call, make_test_service
+from tests.ports import free_port
 
 SLOW = 3.0  # seconds GetShelf("slow") takes: longer than every deadline the tests set
 SERVED_BY = ("x-served-by", "bookstore")
@@ -45,14 +45,6 @@ class RunningUpstream:
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on (bound once by the OS, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def make_proxy_service(pb: ModuleType) -> Any:

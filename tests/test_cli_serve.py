@@ -24,7 +24,8 @@ from protoc_gen_restmon.runtime.monitor.admin import create_admin_token
 from protoc_gen_restmon.runtime.monitor.model import RequestQuery
 from protoc_gen_restmon.runtime.monitor.stores import open_store
 from tests.gateway_fixtures import DUNE, GENERATED
-from tests.proxy_fixtures import RunningUpstream, free_port, running_upstream
+from tests.ports import free_port
+from tests.proxy_fixtures import RunningUpstream, running_upstream
 from tests.test_proxy_tls import (
     Pki,
     fixture_mutual_upstream,  # noqa: F401

@@ -57,8 +57,8 @@ from tests.monitor_load import (
     rest_server,
     stored_records,
 )
+from tests.ports import free_port
 from tests.postgres_server import PostgresServer
-from tests.proxy_fixtures import free_port
 
 BEFORE, DURING, AFTER = 10, 20, 10  # calls made before, during and after the outage
 HEALTH = "/api/grpc/monitor/health/"

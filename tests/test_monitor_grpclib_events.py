@@ -20,7 +20,7 @@ from multidict import MultiDict
 from protoc_gen_restmon.runtime.monitor.model import CallStatus
 from protoc_gen_restmon.runtime.monitor.monitor import Monitor
 from tests.monitor_servers import controlled_bookstore, only, recorded
-from tests.proxy_fixtures import free_port
+from tests.ports import free_port
 
 
 @pytest.fixture(name="monitor")

@@ -33,10 +33,10 @@ from tests.gateway_fixtures import (
     asgi_call,
     assert_status_body,
 )
+from tests.ports import free_port
 from tests.proxy_fixtures import (
     SERVED_BY,
     RunningUpstream,
-    free_port,
     make_proxy_service,
     proxy_call,
     running_upstream,

@@ -30,7 +30,6 @@ import contextvars
 import importlib
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -48,6 +47,7 @@ from grpclib.exceptions import GRPCError
 from grpclib.server import Server
 
 from examples.bookstore import make_service
+from tests.ports import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 UNKNOWN_TYPE = "restmon.test.Secret"
@@ -227,13 +227,6 @@ def main() -> None:
 
 
 # --- The test side ---
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def package_root(pb: ModuleType) -> str:
