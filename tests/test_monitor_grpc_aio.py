@@ -17,7 +17,15 @@ import pytest
 from protoc_gen_restmon.runtime.monitor.keys import create_api_key
 from protoc_gen_restmon.runtime.monitor.model import CallStatus, KeyType
 from protoc_gen_restmon.runtime.monitor.monitor import Monitor
-from tests.monitor_servers import WAIT, Echo, final_record, grpc_aio_server, only, recorded
+from tests.monitor_servers import (
+    WAIT,
+    Echo,
+    closing,
+    final_record,
+    grpc_aio_server,
+    only,
+    recorded,
+)
 
 SERVICE = "test.Echo"
 
@@ -96,19 +104,30 @@ async def unary_trailers(
 )
 @pytest.mark.parametrize("given", ["aio-7", None, "r" * 129], ids=["given", "none", "unfit"])
 def test_grpc_aio_request_id_is_recorded_and_echoed_in_the_trailers(
-    monitor: Monitor, request_bytes: bytes, code: str, given: str | None
+    store_url: str, request_bytes: bytes, code: str, given: str | None
 ) -> None:
     metadata = (("x-request-id", given),) if given else ()
-    answered, trailers = asyncio.run(unary_trailers(monitor, request_bytes, metadata))
-    assert answered == code
-    echoed = trailers["x-request-id"]
-    assert only(recorded(monitor)).request_id == echoed
+    with closing(Monitor(store_url, echo_grpc_request_id=True)) as monitor:
+        answered, trailers = asyncio.run(unary_trailers(monitor, request_bytes, metadata))
+        assert answered == code
+        echoed = trailers["x-request-id"]
+        assert only(recorded(monitor)).request_id == echoed
     if given == "aio-7":
         assert echoed == given
     else:  # made by the monitor, in a UUID's form
         assert len(echoed) == 36 and echoed.count("-") == 4
     if request_bytes == b"trailers":  # the handler's own trailers are kept
         assert trailers["x-handler"] == "own"
+
+
+@pytest.mark.parametrize("request_bytes", [b"hi", b"trailers"], ids=["plain", "handler-trailers"])
+def test_grpc_aio_request_id_is_recorded_not_echoed_by_default(
+    monitor: Monitor, request_bytes: bytes
+) -> None:
+    metadata = (("x-request-id", "aio-8"),)
+    answered, trailers = asyncio.run(unary_trailers(monitor, request_bytes, metadata))
+    assert (answered, "x-request-id" in trailers) == ("OK", False)
+    assert only(recorded(monitor)).request_id == "aio-8"
 
 
 def test_grpc_aio_expired_deadline_is_recorded_as_timeout(monitor: Monitor) -> None:
@@ -204,7 +223,7 @@ def test_grpc_aio_stream_failing_after_messages_is_recorded_as_error(monitor: Mo
 
 
 def test_grpc_aio_key_checks(store_url: str) -> None:
-    monitor = Monitor(store_url, require_keys=[SERVICE])
+    monitor = Monitor(store_url, require_keys=[SERVICE], echo_grpc_request_id=True)
     try:
         key, secret = create_api_key(monitor.store, "svc", KeyType.INTERNAL, username="bot")
         echo = Echo()

@@ -29,6 +29,7 @@ from protoc_gen_restmon.runtime.monitor.monitor import Monitor
 from protoc_gen_restmon.runtime.status import Code, RpcError
 from tests.monitor_servers import (
     WAIT,
+    closing,
     controlled_bookstore,
     final_record,
     grpclib_server,
@@ -115,6 +116,12 @@ async def get_shelf_trailers(
 TOO_LONG = "r" * 129  # longer than a request id may be: replaced, not echoed
 
 
+@pytest.fixture(name="echoing")
+def fixture_echoing(store_url: str, bookstore_pb: ModuleType) -> Iterator[Monitor]:
+    with closing(Monitor(store_url, packages=[bookstore_pb], echo_grpc_request_id=True)) as monitor:
+        yield monitor
+
+
 @pytest.mark.parametrize(
     ("shelf", "code"),
     [
@@ -125,17 +132,31 @@ TOO_LONG = "r" * 129  # longer than a request id may be: replaced, not echoed
 )
 @pytest.mark.parametrize("given", ["req-7", None, TOO_LONG], ids=["given", "none", "unfit"])
 def test_grpclib_request_id_is_recorded_and_echoed_in_the_trailers(
-    monitor: Monitor, bookstore_pb: ModuleType, shelf: str, code: str, given: str | None
+    echoing: Monitor, bookstore_pb: ModuleType, shelf: str, code: str, given: str | None
 ) -> None:
     metadata = {"x-request-id": given} if given else {}
-    answered = asyncio.run(get_shelf_trailers(bookstore_pb, monitor, shelf, metadata))
+    answered = asyncio.run(get_shelf_trailers(bookstore_pb, echoing, shelf, metadata))
     assert answered[0] == code
     echoed = answered[1]["x-request-id"]
-    assert only(recorded(monitor)).request_id == echoed
+    assert only(recorded(echoing)).request_id == echoed
     if given == "req-7":
         assert echoed == given
     else:  # made by the monitor, in a UUID's form
         assert len(echoed) == 36 and echoed.count("-") == 4
+
+
+@pytest.mark.parametrize("given", ["req-8", None, TOO_LONG], ids=["given", "none", "unfit"])
+def test_grpclib_request_id_is_recorded_not_echoed_by_default(
+    monitor: Monitor, bookstore_pb: ModuleType, given: str | None
+) -> None:
+    metadata = {"x-request-id": given} if given else {}
+    answered = asyncio.run(get_shelf_trailers(bookstore_pb, monitor, "fiction", metadata))
+    assert answered == ("OK", {})
+    request_id = only(recorded(monitor)).request_id
+    if given == "req-8":
+        assert request_id == given
+    else:
+        assert len(request_id) == 36 and request_id.count("-") == 4
 
 
 @pytest.mark.parametrize(
@@ -285,12 +306,16 @@ def test_grpclib_bad_key_is_refused_before_the_handler(
 
 
 def test_grpclib_refused_call_echoes_its_request_id(
-    keyed: Monitor, bookstore_pb: ModuleType
+    store_url: str, bookstore_pb: ModuleType
 ) -> None:
-    metadata = {"x-request-id": "refused-1"}
-    answered = asyncio.run(get_shelf_trailers(bookstore_pb, keyed, "fiction", metadata))
-    assert answered == ("UNAUTHENTICATED", {"x-request-id": "refused-1"})
-    assert only(recorded(keyed)).request_id == "refused-1"
+    monitor = Monitor(
+        store_url, packages=[bookstore_pb], require_keys=True, echo_grpc_request_id=True
+    )
+    with closing(monitor) as keyed:
+        metadata = {"x-request-id": "refused-1"}
+        answered = asyncio.run(get_shelf_trailers(bookstore_pb, keyed, "fiction", metadata))
+        assert answered == ("UNAUTHENTICATED", {"x-request-id": "refused-1"})
+        assert only(recorded(keyed)).request_id == "refused-1"
 
 
 def test_grpclib_valid_key_is_recorded_with_its_user(

@@ -68,13 +68,15 @@ class _Begin:
         monitor.add_method(path, grpc_type)
 
     async def __call__(self, context: grpc.aio.ServicerContext) -> tuple[Observation, str]:
-        """The call's observation and request id, which goes back in its trailing metadata:
-        set now, so that a refusal and an `abort` carry it too (`abort` sends the trailers
-        at once), and again at the end (`keep_request_id`)."""
+        """The call's observation and the request id to echo ("" when the monitor does not):
+        it goes back in the trailing metadata, set now, so that a refusal and an `abort` carry
+        it too (`abort` sends the trailers at once), and again at the end (`keep_request_id`)."""
         info = self._info(context)
-        context.set_trailing_metadata((("x-request-id", info.request_id),))
+        echoed = info.request_id if self.monitor.echo_grpc_request_id else ""
+        if echoed:
+            context.set_trailing_metadata((("x-request-id", echoed),))
         try:
-            return self.monitor.begin(info, self.grpc_type), info.request_id
+            return self.monitor.begin(info, self.grpc_type), echoed
         except RpcError as err:
             await context.abort(STATUS_CODES[int(err.code)], err.message)
             raise  # not reached: abort raises
@@ -166,6 +168,8 @@ def _streaming(inner: Behaviour, begin: _Begin) -> Behaviour:
 
 def keep_request_id(context: grpc.aio.ServicerContext, request_id: str) -> None:
     """x-request-id back among the trailing metadata, if the handler replaced them without it."""
+    if not request_id:
+        return
     current = tuple(context.trailing_metadata() or ())
     if all(name != "x-request-id" for name, _ in current):
         context.set_trailing_metadata((*current, ("x-request-id", request_id)))

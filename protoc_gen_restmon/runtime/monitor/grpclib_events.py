@@ -90,14 +90,19 @@ def _split(path: str) -> tuple[str, str]:
 
 
 # What a call's record needs of its arrival, taken on the event loop by `arrive`: its
-# metadata (not changed once received), user agent, peer address and request id. The address is
-# read then, not by the writer thread: by then the connection may be closed, and its socket's
-# number reused.
+# metadata (not changed once received), user agent, peer address and, when it is echoed, its
+# request id ("" otherwise: the writer thread works it out). The address is read then, not by the
+# writer thread: by then the connection may be closed, and its socket's number reused.
 Arrived = tuple["_Metadata | None", "str | None", "tuple[str, int] | None", str]
 
 
 def arrive(stream: Stream[Any, Any]) -> Arrived:
-    """What the record needs of the call's arrival; sets up the echo of its request id."""
+    """What the record needs of the call's arrival."""
+    return (stream.metadata, stream.user_agent, stream.peer.addr(), "")
+
+
+def arrive_echoing(stream: Stream[Any, Any]) -> Arrived:
+    """`arrive`, and the request id worked out now and echoed (`echo_grpc_request_id`)."""
     metadata = stream.metadata
     request_id = given_request_id(metadata.get("x-request-id")) if metadata else None
     request_id = request_id or new_request_id()
@@ -134,12 +139,14 @@ def with_request_id(metadata: _MetadataLike | None, request_id: str) -> _Metadat
 def describe(state: MethodState, arrived: Arrived) -> CallInfo:
     """The CallInfo of a call from what `arrive` took; run by the writer thread."""
     metadata, user_agent, addr, request_id = arrived
+    if not request_id and metadata:
+        request_id = given_request_id(metadata.get("x-request-id")) or ""
     host, port = addr or ("", 0)
     return CallInfo(
         state.service,
         state.method,
         "grpc",
-        request_id,
+        request_id,  # "": a new one, made from the call id (call.py)
         f"{host}:{port}" if host else "",  # peer
         str(host),  # client_ip
         user_agent or "",
@@ -166,10 +173,11 @@ def _checked(monitor: Monitor, state: MethodState, inner: MethodFunc) -> MethodF
     """A method with a key check or a hook: the call is begun (and may be refused) before
     `inner` runs, and finished with how `inner` ended."""
     begin = monitor.begin_deferred
+    arrival_of = arrive_echoing if monitor.echo_grpc_request_id else arrive
 
     async def monitored(stream: Stream[Any, Any]) -> None:
         try:
-            observation = begin(state, arrive(stream), describe)
+            observation = begin(state, arrival_of(stream), describe)
         except RpcError as err:
             raise _grpc_error(err) from None
         code, message = Code.OK, ""
@@ -193,9 +201,10 @@ def _quick(monitor: Monitor, state: MethodState, inner: MethodFunc) -> MethodFun
     take = quick_taker(monitor, describe)
     writer, series, clock = monitor.writer, state.series, time.perf_counter
     records, events = writer.records, series.events
+    arrival_of = arrive_echoing if monitor.echo_grpc_request_id else arrive
 
     async def monitored(stream: Stream[Any, Any]) -> None:
-        arrival = arrive(stream)
+        arrival = arrival_of(stream)
         started = clock()
         call: list[Any] = [take, state, arrival, started, None, None]
         events.append(None)  # started

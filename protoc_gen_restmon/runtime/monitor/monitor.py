@@ -74,6 +74,10 @@ class Monitor:
     - `trusted_proxies`: IPs or CIDRs whose X-Forwarded-For is believed.
     - `retention`: records older than this are deleted in the background.
     - `hooks`: instances of generated service monitors (`…Monitor(ServiceMonitor)` subclasses).
+    - `echo_grpc_request_id`: send each gRPC call's request id back as `x-request-id` in its
+      trailing metadata (the gateway always echoes it as a header). Off by default: on grpclib,
+      whose HTTP/2 is pure Python, one more trailer with a new value per call costs about 60 µs
+      (benchmarks/RESULTS.md), four times the monitor's whole budget.
     """
 
     def __init__(
@@ -87,6 +91,7 @@ class Monitor:
         queue_size: int = 10_000,
         retention: timedelta | None = None,
         key_cache_seconds: float = 1.0,
+        echo_grpc_request_id: bool = False,
     ) -> None:
         # Configuration first: a mistake there must not leave a store open or a thread running.
         self._policy = KeyPolicy(require_keys)
@@ -94,6 +99,7 @@ class Monitor:
         # None without trusted proxies: the client is the peer, nothing to work out per call.
         self._client_ip: Callable[[CallInfo], str] | None = proxies.client_ip if proxies else None
         self._hooks = _method_hooks(hooks)
+        self.echo_grpc_request_id = echo_grpc_request_id
         redact_header_logs()  # the keys it checks travel in HTTP/2 headers
         self._services: set[str] = set()
         self._grpc_types: dict[str, str] = {}
