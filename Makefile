@@ -17,9 +17,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $@
 
-## Run the test suite (the googleapis corpus tests run when `make corpus` has fetched it).
+## Run the test suite (the googleapis corpus tests run when `make corpus` has fetched it), on
+## every core (pytest-xdist); PYTEST_ARGS adds arguments, e.g. PYTEST_ARGS="-m 'not corpus'".
+PYTEST_ARGS ?=
 test: venv
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto $(PYTEST_ARGS)
 
 ## Generate the example protos, list their REST routes, serve them: gRPC :50051, REST :8080.
 demo: venv

@@ -36,10 +36,10 @@ SERVER = textwrap.dedent(
     from starlette.routing import Route
     import gen.bookstore.v1 as pb
     from examples.bookstore import make_service
-    from protoc_gen_restmon.runtime.bridge import from_betterproto
-    from protoc_gen_restmon.runtime.json_write import to_json
-    from protoc_gen_restmon.runtime.registry import DescriptorRegistry
-    from protoc_gen_restmon.runtime.gateway import Gateway
+    from protoc_gen_restmon.runtime.jsoncodec.bridge import from_betterproto
+    from protoc_gen_restmon.runtime.jsoncodec.write import to_json
+    from protoc_gen_restmon.runtime.jsoncodec.registry import DescriptorRegistry
+    from protoc_gen_restmon.runtime.gateway.app import Gateway
 
     service = make_service(pb)
     if {kind!r} == "gateway":
@@ -92,7 +92,7 @@ def in_process_overhead(root: Path) -> tuple[float, float]:
     import gen.bookstore.v1 as pb  # type: ignore[import-not-found]
 
     from examples.bookstore import make_service
-    from protoc_gen_restmon.runtime.gateway import Gateway
+    from protoc_gen_restmon.runtime.gateway.app import Gateway
 
     service = make_service(pb)
     gateway = Gateway(services=[service])

@@ -118,10 +118,14 @@ def measure(codec: str, root: Path) -> dict[str, Any]:
     sys.path.insert(0, str(root))
     from google.protobuf import json_format
 
-    from protoc_gen_restmon.runtime.bridge import RUST_CODEC, from_betterproto, to_betterproto
-    from protoc_gen_restmon.runtime.json_read import from_json, json_to_wire
-    from protoc_gen_restmon.runtime.json_write import to_json, wire_to_json
-    from protoc_gen_restmon.runtime.registry import DescriptorRegistry
+    from protoc_gen_restmon.runtime.jsoncodec.bridge import (
+        RUST_CODEC,
+        from_betterproto,
+        to_betterproto,
+    )
+    from protoc_gen_restmon.runtime.jsoncodec.read import from_json, json_to_wire
+    from protoc_gen_restmon.runtime.jsoncodec.registry import DescriptorRegistry
+    from protoc_gen_restmon.runtime.jsoncodec.write import to_json, wire_to_json
 
     if (codec == "rust") != RUST_CODEC:
         sys.exit("no rust codec: betterproto_rust_codec cannot be imported")

@@ -55,8 +55,8 @@ from protoc_gen_restmon.runtime.monitor.monitor import Monitor  # noqa: E402
 from protoc_gen_restmon.runtime.monitor.stores import SqlStore, open_store  # noqa: E402
 from protoc_gen_restmon.runtime.monitor.writer import BatchWriter  # noqa: E402
 from protoc_gen_restmon.runtime.status import Code  # noqa: E402
-from tests.monitor_fixtures import create_database, drop_database, make_call  # noqa: E402
-from tests.postgres_server import PostgresServer, find_bindir, throwaway_server  # noqa: E402
+from tests.support.monitor_fixtures import create_database, drop_database, make_call  # noqa: E402
+from tests.support.postgres_server import PostgresServer, find_bindir, throwaway_server  # noqa: E402
 
 TARGET_RATE = 5_000  # calls/s
 TARGET_QUERY_MS = 200.0

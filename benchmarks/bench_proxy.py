@@ -143,7 +143,7 @@ def raw_client(pb: ModuleType, port: int) -> tuple[Any, Callable[[], Awaitable[A
     """A grpclib channel passing bytes through (the gateway's codec), and a GetBook call on it."""
     from grpclib.client import Channel, UnaryUnaryMethod
 
-    from protoc_gen_restmon.runtime.upstream import RawCodec
+    from protoc_gen_restmon.runtime.gateway.upstream import RawCodec
 
     raw_channel = Channel("127.0.0.1", port, codec=RawCodec())
     raw = UnaryUnaryMethod(raw_channel, GRPC_PATH, bytes, bytes)

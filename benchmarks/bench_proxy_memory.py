@@ -1,7 +1,7 @@
 """Proxy-mode memory: the gateway process's RSS while it proxies a long server stream.
 
-A real upstream (tests/upstream_process.py, its own process) streams N `ShelfEvent`s of ~0.5 KiB
-through a real gateway (uvicorn, its own process) to an httpx client, twice: a fast client
+A real upstream (tests/support/upstream_process.py, its own process) streams N `ShelfEvent`s of ~0.5
+KiB through a real gateway (uvicorn, its own process) to an httpx client, twice: a fast client
 reading as fast as it can (the baseline), then a slow client reading at half the rate the fast
 one achieved. The gateway's VmRSS is sampled every 10 ms. A gateway that read the stream ahead
 of its client would grow with the stream in the slow run; one that keeps to HTTP/2 flow control
@@ -27,7 +27,7 @@ import httpx  # noqa: E402
 
 from benchmarks.example_package import generate_example  # noqa: E402
 from benchmarks.results import machine_line, write_section  # noqa: E402
-from tests.upstream_process import GatewayProcess, Process, UpstreamProcess  # noqa: E402
+from tests.support.upstream_process import GatewayProcess, Process, UpstreamProcess  # noqa: E402
 
 CHUNK = 64 * 1024
 

@@ -41,7 +41,7 @@ from starlette.routing import Router as StarletteRouter  # noqa: E402
 from benchmarks.results import machine_line, write_section  # noqa: E402
 from protoc_gen_restmon.runtime.router import Router  # noqa: E402
 from protoc_gen_restmon.runtime.specs import Binding, SegmentKind  # noqa: E402
-from tests.router_tools import (  # noqa: E402
+from tests.support.router_tools import (  # noqa: E402
     CORPUS,
     generate_corpus_routes,
     load_route_modules,

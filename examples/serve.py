@@ -16,8 +16,8 @@ import uvicorn
 from grpclib.server import Server
 
 from examples.bookstore import make_service
-from protoc_gen_restmon.runtime.gateway import Gateway
-from protoc_gen_restmon.runtime.monitor.admin import AdminApp, create_admin_token, with_admin
+from protoc_gen_restmon.runtime.admin import AdminApp, create_admin_token, with_admin
+from protoc_gen_restmon.runtime.gateway.app import Gateway
 from protoc_gen_restmon.runtime.monitor.model import Store
 from protoc_gen_restmon.runtime.monitor.monitor import Monitor
 

@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from protoc_gen_restmon.runtime.monitor.admin.auth import create_admin_token
-from protoc_gen_restmon.runtime.monitor.admin.schemas import encode_key, encode_time
+from protoc_gen_restmon.runtime.admin.auth import create_admin_token
+from protoc_gen_restmon.runtime.admin.schemas import encode_key, encode_time
 from protoc_gen_restmon.runtime.monitor.keys import create_api_key, hash_password
 from protoc_gen_restmon.runtime.monitor.model import KeyType, Store, StoreError
 from protoc_gen_restmon.runtime.monitor.stores import open_store

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 from protoc_gen_restmon.plugin.views import ROUTES_MODULE
 
 if TYPE_CHECKING:  # the runtime is imported when serving only: `restmon generate` stays quick
-    from protoc_gen_restmon.runtime.gateway import Gateway
-    from protoc_gen_restmon.runtime.http import App, Message, Receive, Scope, Send
+    from protoc_gen_restmon.runtime.gateway.app import Gateway
+    from protoc_gen_restmon.runtime.gateway.http import App, Message, Receive, Scope, Send
     from protoc_gen_restmon.runtime.monitor.monitor import Monitor
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
@@ -27,7 +27,7 @@ class UsageError(Exception):
 
 def generated_packages(name: str) -> list[str]:
     """The generated packages `name` names: itself, or every one below it (`gen`)."""
-    from protoc_gen_restmon.runtime.services import GeneratedPackage
+    from protoc_gen_restmon.runtime.gateway.services import GeneratedPackage
 
     try:
         module = importlib.import_module(name)
@@ -57,8 +57,8 @@ def proxy_gateway(args: argparse.Namespace) -> Gateway | ClosingMonitor:
     """The app `restmon serve` runs: the Gateway in proxy mode in front of `--upstream`;
     with `--db`, every call recorded there and the admin API (`/api/grpc/…`, `/cfg/grpc/…`,
     `/metrics`, behind admin credentials) served on the same port."""
-    from protoc_gen_restmon.runtime.gateway import Gateway, GatewayOptions
-    from protoc_gen_restmon.runtime.upstream import Target
+    from protoc_gen_restmon.runtime.gateway.app import Gateway, GatewayOptions
+    from protoc_gen_restmon.runtime.gateway.upstream import Target
 
     try:
         Target.parse(args.upstream)
@@ -79,7 +79,7 @@ def proxy_gateway(args: argparse.Namespace) -> Gateway | ClosingMonitor:
     )
     if monitor is None:
         return gateway
-    from protoc_gen_restmon.runtime.monitor.admin import AdminApp, with_admin
+    from protoc_gen_restmon.runtime.admin import AdminApp, with_admin
 
     admin = AdminApp(monitor, packages=packages, proto_dir=args.proto_dir)
     return ClosingMonitor(with_admin(gateway, admin), monitor)

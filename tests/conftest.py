@@ -1,4 +1,5 @@
-"""Shared fixtures: the example protos generated once per session."""
+"""Shared fixtures: the example protos generated once per session, and every fixture module of
+tests/support/ registered as a plugin (so tests name fixtures without importing them)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 from google.protobuf.compiler.plugin_pb2 import CodeGeneratorResponse
 
 from protoc_gen_restmon.plugin.main import run
-from tests.protoc_tools import EXAMPLE_FILES, PROTOS, capture_request
+from tests.support.protoc_tools import EXAMPLE_FILES, PROTOS, capture_request
 
 
 @pytest.fixture(scope="session")
@@ -33,11 +34,13 @@ def pytest_report_header() -> str:
     return f"googleapis corpus: {'present' if corpus.is_dir() else 'absent (make corpus)'}"
 
 
-# The example protos generated for the gateway tests (tests/gateway_fixtures.py): session
-# fixtures, so every module shares one generation instead of running its own.
-from tests.gateway_fixtures import fixture_bookstore_pb, fixture_configured_pb  # noqa: E402, F401
-
-# The monitor's stores: a throwaway PostgreSQL server (session) and a fresh store per test,
-# parametrized over SQLite and PostgreSQL (tests/monitor_fixtures.py).
-from tests.monitor_fixtures import postgres_databases, store, store_url  # noqa: E402, F401
-from tests.postgres_server import postgres  # noqa: E402, F401
+pytest_plugins = [
+    "tests.support.admin_fixtures",  # an admin stack (monitor, gateway, admin API) per store kind
+    "tests.support.browser",  # headless Chromium (playwright over Debian's chromium)
+    "tests.support.gateway_fixtures",  # the example protos generated, the three backends
+    "tests.support.monitor_fixtures",  # stores parametrized over SQLite and PostgreSQL
+    "tests.support.pki",  # a private CA and TLS upstreams
+    "tests.support.postgres_server",  # a throwaway PostgreSQL server (session)
+    "tests.support.runtime_fixtures",  # the codec's world: ours and an independent _pb2 build
+    "tests.support.transcode_fixtures",  # the transcoder's example messages
+]

@@ -32,16 +32,16 @@ from grpclib import GRPCError, Status
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protoc_gen_restmon.runtime.gateway import Gateway
-from protoc_gen_restmon.runtime.monitor.admin.app import AdminApp
-from protoc_gen_restmon.runtime.monitor.admin.auth import create_admin_token
-from protoc_gen_restmon.runtime.monitor.admin.mount import with_admin
+from protoc_gen_restmon.runtime.admin.app import AdminApp
+from protoc_gen_restmon.runtime.admin.auth import create_admin_token
+from protoc_gen_restmon.runtime.admin.mount import with_admin
+from protoc_gen_restmon.runtime.gateway.app import Gateway
 from protoc_gen_restmon.runtime.monitor.keys import create_api_key, hash_password
 from protoc_gen_restmon.runtime.monitor.model import KeyType
 from protoc_gen_restmon.runtime.monitor.monitor import Monitor
-from tests.admin_fixtures import KEYED_METHOD, AdminStack, serving
-from tests.browser import Watched, fixture_browser  # noqa: F401
-from tests.gateway_fixtures import make_test_service
+from tests.support.admin_fixtures import KEYED_METHOD, AdminStack, serving
+from tests.support.browser import Watched
+from tests.support.gateway_fixtures import make_test_service
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
@@ -51,7 +51,7 @@ pytestmark = pytest.mark.timeout(60)
 USER, PASSWORD = "admin", "dashboard password"
 PAYLOAD = "<img src=x onerror=window.__xss=1>"
 DASHBOARD = "/api/grpc/monitor/dashboard/"
-PAGE_FILE = resources.files("protoc_gen_restmon.runtime.monitor.admin") / "dashboard.html"
+PAGE_FILE = resources.files("protoc_gen_restmon.runtime.admin") / "dashboard.html"
 WAIT_MS = 10_000
 # The page's tables by element id, and where their rows are in the API's answers.
 TABLES = {
@@ -150,7 +150,7 @@ def record_calls(stack: AdminStack) -> None:
                 failures.append(error.status)
         return failures
 
-    # In a thread: the browser's event loop runs in this one (see tests/browser.py).
+    # In a thread: the browser's event loop runs in this one (see tests/support/browser.py).
     with ThreadPoolExecutor(1) as thread:
         failures = thread.submit(stack.grpc, calls).result()
     assert failures == [Status.UNAUTHENTICATED, Status.DEADLINE_EXCEEDED]

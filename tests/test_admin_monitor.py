@@ -15,11 +15,7 @@ import pytest
 from grpclib import GRPCError
 
 from protoc_gen_restmon.runtime.monitor.model import KeyType
-from tests.admin_fixtures import (
-    AdminStack,
-    fixture_admin_stack,  # noqa: F401
-    fixture_admin_store_url,  # noqa: F401
-)
+from tests.support.admin_fixtures import AdminStack
 
 SERVICE = "bookstore.v1.BookstoreService"
 

@@ -16,16 +16,16 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from protoc_gen_restmon.runtime.gateway import Gateway
-from protoc_gen_restmon.runtime.http import Message, Receive, Scope, Send
-from protoc_gen_restmon.runtime.monitor.admin import app as admin_app_module
-from protoc_gen_restmon.runtime.monitor.admin.app import AdminApp
-from protoc_gen_restmon.runtime.monitor.admin.auth import create_admin_token
-from protoc_gen_restmon.runtime.monitor.admin.mount import with_admin
+from protoc_gen_restmon.runtime.admin import app as admin_app_module
+from protoc_gen_restmon.runtime.admin.app import AdminApp
+from protoc_gen_restmon.runtime.admin.auth import create_admin_token
+from protoc_gen_restmon.runtime.admin.mount import with_admin
+from protoc_gen_restmon.runtime.gateway.app import Gateway
+from protoc_gen_restmon.runtime.gateway.http import Message, Receive, Scope, Send
 from protoc_gen_restmon.runtime.monitor.monitor import Monitor
 from protoc_gen_restmon.runtime.monitor.stores import open_store
-from tests.gateway_fixtures import make_test_service
-from tests.servers import uvicorn_server
+from tests.support.gateway_fixtures import make_test_service
+from tests.support.servers import uvicorn_server
 
 
 class LifespanApp:

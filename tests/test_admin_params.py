@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from protoc_gen_restmon.runtime.monitor.admin.queries import Params, parse_query
+from protoc_gen_restmon.runtime.admin.queries import Params, parse_query
 from protoc_gen_restmon.runtime.monitor.model import CallStatus, KeyType
 from protoc_gen_restmon.runtime.status import Code, RpcError
 

@@ -13,12 +13,8 @@ from typing import Any
 
 import pytest
 
-from protoc_gen_restmon.runtime.monitor.admin.protofiles import ProtoFiles
-from tests.admin_fixtures import (
-    AdminStack,
-    fixture_admin_stack,  # noqa: F401
-    fixture_admin_store_url,  # noqa: F401
-)
+from protoc_gen_restmon.runtime.admin.protofiles import ProtoFiles
+from tests.support.admin_fixtures import AdminStack
 
 BASE = "/cfg/grpc/proto-files"
 

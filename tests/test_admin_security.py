@@ -9,17 +9,11 @@ import base64
 import httpx
 import pytest
 
-from protoc_gen_restmon.runtime.monitor.admin.auth import CHALLENGE, AdminAuth, create_admin_token
+from protoc_gen_restmon.runtime.admin.auth import CHALLENGE, AdminAuth, create_admin_token
 from protoc_gen_restmon.runtime.monitor.keys import hash_password
 from protoc_gen_restmon.runtime.monitor.stores import SqlStore
 from protoc_gen_restmon.runtime.status import RpcError
-from tests.admin_fixtures import (
-    ADMIN_PASSWORD,
-    ADMIN_USER,
-    AdminStack,
-    fixture_admin_stack,  # noqa: F401
-    fixture_admin_store_url,  # noqa: F401
-)
+from tests.support.admin_fixtures import ADMIN_PASSWORD, ADMIN_USER, AdminStack
 
 ENDPOINTS = [
     pytest.param("GET", "/cfg/grpc/proto-files/", id="proto-list"),

@@ -1,8 +1,8 @@
 """`restmon serve`: the gateway in proxy mode as a real process, in front of a real grpclib server.
 
 The upstream hosts the example Bookstore (examples/bookstore.py) in a thread; `restmon serve`
-runs as a subprocess on the generated example package (tests/gateway_fixtures.py) and is called
-over HTTP with httpx, then stopped with SIGTERM as a process manager would.
+runs as a subprocess on the generated example package (tests/support/gateway_fixtures.py) and is
+called over HTTP with httpx, then stopped with SIGTERM as a process manager would.
 """
 
 from __future__ import annotations
@@ -20,18 +20,14 @@ import pytest
 
 from examples.bookstore import make_service
 from protoc_gen_restmon.cli import main
-from protoc_gen_restmon.runtime.monitor.admin import create_admin_token
+from protoc_gen_restmon.runtime.admin import create_admin_token
 from protoc_gen_restmon.runtime.monitor.model import RequestQuery
 from protoc_gen_restmon.runtime.monitor.stores import open_store
-from tests.gateway_fixtures import DUNE, GENERATED
-from tests.ports import free_port
-from tests.proxy_fixtures import RunningUpstream, running_upstream
-from tests.test_proxy_tls import (
-    Pki,
-    fixture_mutual_upstream,  # noqa: F401
-    fixture_pki,  # noqa: F401
-)
-from tests.upstream_process import UpstreamProcess
+from tests.support.gateway_fixtures import DUNE, GENERATED
+from tests.support.pki import Pki
+from tests.support.proxy_fixtures import RunningUpstream, running_upstream
+from tests.support.servers import free_port
+from tests.support.upstream_process import UpstreamProcess
 
 RESTMON = [str(Path(sys.executable).with_name("restmon"))]  # the installed console script
 

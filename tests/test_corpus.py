@@ -14,7 +14,7 @@ import pytest
 from google.api import annotations_pb2
 from google.protobuf.descriptor_pb2 import FileDescriptorSet
 
-from tests.protoc_tools import REPO, protoc
+from tests.support.protoc_tools import REPO, protoc
 
 CORPUS = REPO / "corpus" / "google-proto-files"
 OPTIONS = "outputs=routes+monitor,duplicate_routes=warn"

@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.ports import free_port
-from tests.protoc_tools import EXAMPLE_FILES, PROTOS, REPO
+from tests.support.protoc_tools import EXAMPLE_FILES, PROTOS, REPO
+from tests.support.servers import free_port
 
 
 def wait_for(port: int, process: subprocess.Popen[str]) -> None:

@@ -14,7 +14,7 @@ import pytest
 from google.protobuf.descriptor_pb2 import FileDescriptorProto
 
 from protoc_gen_restmon.cli import include_paths
-from tests.protoc_tools import EXAMPLE_FILES, PROTOS, REPO, protoc
+from tests.support.protoc_tools import EXAMPLE_FILES, PROTOS, REPO, protoc
 
 BIN = Path(sys.executable).parent
 PLUGIN = BIN / "protoc-gen-restmon"

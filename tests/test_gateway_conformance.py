@@ -1,16 +1,16 @@
 """The gateway end to end through ASGI: routing (http-transcoding.md §2) and query parameters (§3).
 
 Every row is one HTTP request to a `Gateway` over the example Bookstore (protos/ generated for
-real, examples/bookstore.py with recording, tests/gateway_fixtures.py). A row names what the
+real, examples/bookstore.py with recording, tests/support/gateway_fixtures.py). A row names what the
 handler must receive, as `json_format.MessageToDict` with proto field names, and what the client
 must get back. The body (§3) is in test_gateway_conformance_body.py, responses and errors (§4,
 §5) in test_gateway_conformance_response.py.
 
-Every test of the three modules runs on three backends (`backend`, tests/gateway_fixtures.py): in
-process, and in proxy mode in front of a real grpclib server and a real grpcio server on loopback,
-where the upstream's handlers must receive exactly what an in-process handler would. The real
-differences are in test_gateway_conformance_response.py: how each server reports a handler's
-crash, and the codes a server cannot send (in-process-only rows).
+Every test of the three modules runs on three backends (`backend`,
+tests/support/gateway_fixtures.py): in process, and in proxy mode in front of a real grpclib server
+and a real grpcio server on loopback, where the upstream's handlers must receive exactly what an
+in-process handler would. The real differences are in test_gateway_conformance_response.py: how each
+server reports a handler's crash, and the codes a server cannot send (in-process-only rows).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from protoc_gen_restmon.runtime.transcode import TranscodeOptions
-from tests.gateway_fixtures import (
+from protoc_gen_restmon.runtime.transcode.request import TranscodeOptions
+from tests.support.gateway_fixtures import (
     DUNE,
     JSON,
     Backend,
@@ -29,9 +29,6 @@ from tests.gateway_fixtures import (
     assert_answered,
     assert_status_body,
     call,
-    fixture_backend,  # noqa: F401
-    fixture_configured,  # noqa: F401
-    fixture_example,  # noqa: F401
     serve,
 )
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from protoc_gen_restmon.runtime.json_mapping import JsonOptions
-from protoc_gen_restmon.runtime.transcode import TranscodeOptions
-from tests.gateway_fixtures import (
+from protoc_gen_restmon.runtime.jsoncodec.options import JsonOptions
+from protoc_gen_restmon.runtime.transcode.request import TranscodeOptions
+from tests.support.gateway_fixtures import (
     DUNE,
     JSON,
     Backend,
@@ -22,8 +22,6 @@ from tests.gateway_fixtures import (
     assert_answered,
     assert_status_body,
     call,
-    fixture_backend,  # noqa: F401
-    fixture_example,  # noqa: F401
     serve,
 )
 

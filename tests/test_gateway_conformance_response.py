@@ -1,8 +1,8 @@
 """The gateway end to end through ASGI: writing responses (http-transcoding.md §4), errors (§5).
 
 Every row is one HTTP request to a `Gateway` over the example Bookstore (see
-test_gateway_conformance.py for routing and request building, tests/gateway_fixtures.py for the
-service). Bodies are compared as parsed JSON, exactly; `json_format` is the oracle where one row
+test_gateway_conformance.py for routing and request building, tests/support/gateway_fixtures.py for
+the service). Bodies are compared as parsed JSON, exactly; `json_format` is the oracle where one row
 stands for many.
 """
 
@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from protoc_gen_restmon.runtime.json_mapping import JsonOptions
-from tests.gateway_fixtures import (
+from protoc_gen_restmon.runtime.jsoncodec.options import JsonOptions
+from tests.support.gateway_fixtures import (
     DUNE,
     IN_PROCESS,
     JSON,
@@ -27,8 +27,6 @@ from tests.gateway_fixtures import (
     assert_internal,
     assert_status_body,
     call,
-    fixture_backend,  # noqa: F401
-    fixture_example,  # noqa: F401
     in_process_only,
     serve,
 )

@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from examples.bookstore import make_service
-from protoc_gen_restmon.runtime.gateway import Gateway
-from tests.gateway_fixtures import DUNE, Reply, assert_status_shape, call
+from protoc_gen_restmon.runtime.gateway.app import Gateway
+from tests.support.gateway_fixtures import DUNE, Reply, assert_status_shape, call
 
 FUZZ = settings(
     max_examples=int(os.environ.get("GATEWAY_FUZZ_EXAMPLES", "600")),

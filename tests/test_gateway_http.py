@@ -27,8 +27,8 @@ from fastapi import FastAPI
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from tests.gateway_fixtures import DUNE, SECRET, UUID, assert_status_shape, serve
-from tests.servers import uvicorn_server
+from tests.support.gateway_fixtures import DUNE, SECRET, UUID, assert_status_shape, serve
+from tests.support.servers import uvicorn_server
 
 DEPLOYMENTS = ["bare", "root-path", "starlette", "fastapi"]
 JSON_TYPE = {"content-type": "application/json"}

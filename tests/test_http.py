@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from protoc_gen_restmon.runtime.http import wants_event_stream
+from protoc_gen_restmon.runtime.gateway.http import wants_event_stream
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import pytest
 from google.protobuf.compiler.plugin_pb2 import CodeGeneratorResponse
 
 from protoc_gen_restmon.runtime.specs import Binding, FieldPath
-from tests.protoc_tools import generate_inline, imported_output, line_of
+from tests.support.protoc_tools import generate_inline, imported_output, line_of
 
 FILE = "a/v1/x.proto"
 PROTO = """\

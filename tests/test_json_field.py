@@ -10,13 +10,11 @@ from google.protobuf.message import Message
 from hypothesis import given
 from hypothesis import strategies as st
 
-from protoc_gen_restmon.runtime.json_mapping import JsonOptions
-from protoc_gen_restmon.runtime.json_write import field_to_json
+from protoc_gen_restmon.runtime.jsoncodec.options import JsonOptions
+from protoc_gen_restmon.runtime.jsoncodec.write import field_to_json
 from protoc_gen_restmon.runtime.status import Code, RpcError
-from tests.runtime_fixtures import CodecWorld, codec_world
-from tests.test_codec import ALL_OPTIONS, EXAMPLES, MESSAGES, messages, oracle_json, wire
-
-__all__ = ["codec_world"]  # a fixture: imported for pytest, not used by name
+from tests.support.codec_cases import ALL_OPTIONS, EXAMPLES, MESSAGES, messages, oracle_json, wire
+from tests.support.runtime_fixtures import CodecWorld
 
 
 def picked_keys(message: Message, options: JsonOptions) -> dict[str, bytes]:

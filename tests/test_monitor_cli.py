@@ -20,7 +20,7 @@ from protoc_gen_restmon.monitor_cli import main
 from protoc_gen_restmon.runtime.monitor.keys import hash_key, verify_password
 from protoc_gen_restmon.runtime.monitor.model import Store
 from protoc_gen_restmon.runtime.monitor.stores import open_store, sqlite_path
-from tests.protoc_tools import REPO
+from tests.support.protoc_tools import REPO
 
 SECRET_LINE = re.compile(r"^  (\S+)$", re.MULTILINE)
 

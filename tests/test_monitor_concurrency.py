@@ -17,12 +17,12 @@ from types import ModuleType
 
 import pytest
 
-from protoc_gen_restmon.runtime.gateway import Gateway
+from protoc_gen_restmon.runtime.gateway.app import Gateway
 from protoc_gen_restmon.runtime.monitor.keys import generate_key
 from protoc_gen_restmon.runtime.monitor.model import CallStatus
 from protoc_gen_restmon.runtime.monitor.monitor import Monitor
-from tests.gateway_fixtures import make_test_service
-from tests.monitor_load import (
+from tests.support.gateway_fixtures import make_test_service
+from tests.support.monitor_load import (
     GET_SHELF,
     LIST_SHELVES,
     WAIT,

@@ -35,17 +35,17 @@ from grpclib.health.v1.health_grpc import HealthStub
 from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 from grpclib.server import Server
 
-from protoc_gen_restmon.runtime.gateway import Gateway
-from protoc_gen_restmon.runtime.monitor.admin.app import AdminApp
-from protoc_gen_restmon.runtime.monitor.admin.auth import create_admin_token
-from protoc_gen_restmon.runtime.monitor.admin.mount import with_admin
+from protoc_gen_restmon.runtime.admin.app import AdminApp
+from protoc_gen_restmon.runtime.admin.auth import create_admin_token
+from protoc_gen_restmon.runtime.admin.mount import with_admin
+from protoc_gen_restmon.runtime.gateway.app import Gateway
 from protoc_gen_restmon.runtime.monitor.model import CallStatus, Store
 from protoc_gen_restmon.runtime.monitor.monitor import Monitor
 from protoc_gen_restmon.runtime.monitor.stores import SqlStore
 from protoc_gen_restmon.runtime.monitor.stores.sqlite import SqliteBackend
-from tests.gateway_fixtures import make_test_service
-from tests.monitor_fixtures import DatabasePool
-from tests.monitor_load import (
+from tests.support.gateway_fixtures import make_test_service
+from tests.support.monitor_fixtures import DatabasePool
+from tests.support.monitor_load import (
     GET_SHELF,
     LIST_SHELVES,
     WAIT,
@@ -57,8 +57,8 @@ from tests.monitor_load import (
     rest_server,
     stored_records,
 )
-from tests.ports import free_port
-from tests.postgres_server import PostgresServer
+from tests.support.postgres_server import PostgresServer
+from tests.support.servers import free_port
 
 BEFORE, DURING, AFTER = 10, 20, 10  # calls made before, during and after the outage
 HEALTH = "/api/grpc/monitor/health/"

@@ -17,13 +17,13 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from protoc_gen_restmon.runtime.gateway import Gateway
+from protoc_gen_restmon.runtime.gateway.app import Gateway
+from protoc_gen_restmon.runtime.gateway.observe import CallInfo
 from protoc_gen_restmon.runtime.monitor.access import TrustedProxies
 from protoc_gen_restmon.runtime.monitor.keys import create_api_key
 from protoc_gen_restmon.runtime.monitor.model import CallStatus, KeyType
 from protoc_gen_restmon.runtime.monitor.monitor import Monitor
-from protoc_gen_restmon.runtime.observe import CallInfo
-from tests.monitor_servers import (
+from tests.support.monitor_servers import (
     controlled_bookstore,
     final_record_sync,
     only,

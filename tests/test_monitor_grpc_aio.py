@@ -1,7 +1,7 @@
 """The Monitor's grpc.aio interceptor on a real grpc.aio server, called by grpc.aio clients.
 
-The server hosts the raw-bytes `test.Echo` service of tests/monitor_servers.py (one method per
-cardinality); each test runs its scenario on a fresh event loop against a fresh store.
+The server hosts the raw-bytes `test.Echo` service of tests/support/monitor_servers.py (one method
+per cardinality); each test runs its scenario on a fresh event loop against a fresh store.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 from protoc_gen_restmon.runtime.monitor.keys import create_api_key
 from protoc_gen_restmon.runtime.monitor.model import CallStatus, KeyType
 from protoc_gen_restmon.runtime.monitor.monitor import Monitor
-from tests.monitor_servers import (
+from tests.support.monitor_servers import (
     WAIT,
     Echo,
     closing,

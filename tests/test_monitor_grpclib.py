@@ -27,7 +27,7 @@ from protoc_gen_restmon.runtime.monitor.keys import create_api_key
 from protoc_gen_restmon.runtime.monitor.model import CallStatus, KeyType
 from protoc_gen_restmon.runtime.monitor.monitor import Monitor
 from protoc_gen_restmon.runtime.status import Code, RpcError
-from tests.monitor_servers import (
+from tests.support.monitor_servers import (
     WAIT,
     closing,
     controlled_bookstore,

@@ -19,8 +19,8 @@ from multidict import MultiDict
 
 from protoc_gen_restmon.runtime.monitor.model import CallStatus
 from protoc_gen_restmon.runtime.monitor.monitor import Monitor
-from tests.monitor_servers import controlled_bookstore, only, recorded
-from tests.ports import free_port
+from tests.support.monitor_servers import controlled_bookstore, only, recorded
+from tests.support.servers import free_port
 
 
 @pytest.fixture(name="monitor")

@@ -27,16 +27,16 @@ import httpx
 import psycopg
 import pytest
 
-from protoc_gen_restmon.runtime.gateway import Gateway
-from protoc_gen_restmon.runtime.monitor.admin.app import AdminApp
-from protoc_gen_restmon.runtime.monitor.admin.auth import create_admin_token
-from protoc_gen_restmon.runtime.monitor.admin.mount import with_admin
+from protoc_gen_restmon.runtime.admin.app import AdminApp
+from protoc_gen_restmon.runtime.admin.auth import create_admin_token
+from protoc_gen_restmon.runtime.admin.mount import with_admin
+from protoc_gen_restmon.runtime.gateway.app import Gateway
 from protoc_gen_restmon.runtime.monitor.keys import generate_key, hash_key, hash_password
 from protoc_gen_restmon.runtime.monitor.model import Store
 from protoc_gen_restmon.runtime.monitor.monitor import Monitor
 from protoc_gen_restmon.runtime.monitor.stores import sqlite_path
-from tests.gateway_fixtures import make_test_service
-from tests.monitor_load import (
+from tests.support.gateway_fixtures import make_test_service
+from tests.support.monitor_load import (
     GET_SHELF,
     REST_PATHS,
     WAIT,
@@ -47,7 +47,7 @@ from tests.monitor_load import (
     rest_client,
     rest_server,
 )
-from tests.postgres_server import PostgresServer
+from tests.support.postgres_server import PostgresServer
 
 ADMIN_USER = "root-admin"
 ADMIN_PATHS = (

@@ -27,14 +27,14 @@ from protoc_gen_restmon.runtime.monitor.model import (
 from protoc_gen_restmon.runtime.monitor.stores import SqlStore, open_store, sqlite_path
 from protoc_gen_restmon.runtime.monitor.stores.postgres import mask_password
 from protoc_gen_restmon.runtime.monitor.stores.schema import LATEST, schema_version
-from tests.monitor_fixtures import (
+from tests.support.monitor_fixtures import (
     DatabasePool,
     create_database,
     drop_database,
     make_call,
     minute_start,
 )
-from tests.postgres_server import PostgresServer
+from tests.support.postgres_server import PostgresServer
 
 NOW = minute_start(datetime.now(timezone.utc)) + timedelta(seconds=30)
 HOUR_AGO = NOW - timedelta(hours=1)

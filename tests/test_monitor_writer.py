@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from protoc_gen_restmon.runtime.gateway.observe import CallInfo
 from protoc_gen_restmon.runtime.monitor.call import ENDED, TAKEN, MethodState, quick_taker
 from protoc_gen_restmon.runtime.monitor.model import (
     CallRecord,
@@ -31,10 +32,9 @@ from protoc_gen_restmon.runtime.monitor.monitor import Monitor
 from protoc_gen_restmon.runtime.monitor.stores import SqlStore, sqlite_path
 from protoc_gen_restmon.runtime.monitor.stores.sqlite import SqliteBackend
 from protoc_gen_restmon.runtime.monitor.writer import BatchWriter
-from protoc_gen_restmon.runtime.observe import CallInfo
 from protoc_gen_restmon.runtime.status import Code, RpcError
-from tests.monitor_fixtures import make_call
-from tests.postgres_server import PostgresServer
+from tests.support.monitor_fixtures import make_call
+from tests.support.postgres_server import PostgresServer
 
 NOW = datetime.now(timezone.utc)
 Outage = Callable[[], contextlib.AbstractContextManager[None]]

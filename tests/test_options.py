@@ -10,7 +10,7 @@ import pytest
 from protoc_gen_restmon.plugin.errors import GenerationError
 from protoc_gen_restmon.plugin.options import Options, parse_options
 from protoc_gen_restmon.runtime.specs import FieldPath
-from tests.protoc_tools import generate_inline, imported_output
+from tests.support.protoc_tools import generate_inline, imported_output
 
 ALL = frozenset({"dataclasses", "routes", "monitor"})
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from google.protobuf.compiler.plugin_pb2 import CodeGeneratorResponse
 
-from tests.protoc_tools import (
+from tests.support.protoc_tools import (
     generate_inline,
     imported_output,
     line_of,

@@ -12,13 +12,13 @@ import pytest
 from google.protobuf.descriptor_pb2 import EDITION_2023, FileDescriptorProto, FileDescriptorSet
 
 from protoc_gen_restmon.cli import include_paths
-from protoc_gen_restmon.runtime.proto_printer import (
+from protoc_gen_restmon.runtime.protofiles.printer import (
     ProtoPrinter,
     UnsupportedProtoError,
     print_proto,
     print_protos,
 )
-from tests.protoc_tools import EXAMPLE_FILES, PROTOS, REPO, write_protos
+from tests.support.protoc_tools import EXAMPLE_FILES, PROTOS, REPO, write_protos
 
 CORPUS = REPO / "corpus" / "google-proto-files"
 _ERROR_FILE = re.compile(r"^([\w./-]+\.proto):(?:\d+:\d+: (?!warning)|\s)", re.MULTILINE)

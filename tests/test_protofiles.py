@@ -20,13 +20,13 @@ from google.protobuf.descriptor_pb2 import EDITION_2023, FileDescriptorProto, Fi
 from hypothesis import given
 from hypothesis import strategies as st
 
-from protoc_gen_restmon.runtime.monitor.admin.protofiles import (
+from protoc_gen_restmon.runtime.admin.protofiles import (
     RESERVED_LABELS,
     ProtoFiles,
     app_label,
     safe_relative_path,
 )
-from tests.protoc_tools import EXAMPLE_FILES
+from tests.support.protoc_tools import EXAMPLE_FILES
 
 URL_SAFE = re.compile(r"^[A-Za-z0-9_.~-]+$")
 

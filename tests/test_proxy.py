@@ -1,7 +1,7 @@
 """Proxy mode end to end: `Gateway(upstream=…)` in front of a real grpclib server on loopback.
 
-The server hosts the recording example Bookstore (tests/proxy_fixtures.py); requests go through
-the gateway's ASGI interface, the call over HTTP/2 as wire bytes. What the gateway does for
+The server hosts the recording example Bookstore (tests/support/proxy_fixtures.py); requests go
+through the gateway's ASGI interface, the call over HTTP/2 as wire bytes. What the gateway does for
 every backend (routing, query and body transcoding, responses, codes, streams) is the conformance
 suite's (tests/test_gateway_conformance*.py, run on the grpclib and grpcio upstreams too); this
 file holds what only proxy mode has: the channel, deadlines, and headers as metadata.
@@ -22,25 +22,25 @@ from grpclib.metadata import encode_metadata
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protoc_gen_restmon.runtime.gateway import Gateway, GatewayOptions
-from protoc_gen_restmon.runtime.observe import CallInfo
+from protoc_gen_restmon.runtime.gateway.app import Gateway, GatewayOptions
+from protoc_gen_restmon.runtime.gateway.observe import CallInfo
+from protoc_gen_restmon.runtime.gateway.upstream import Target, build_context, decode_timeout
 from protoc_gen_restmon.runtime.status import Code, RpcError
-from protoc_gen_restmon.runtime.upstream import Target, build_context, decode_timeout
-from tests.gateway_fixtures import (
+from tests.support.gateway_fixtures import (
     JSON,
     UUID,
     Served,
     asgi_call,
     assert_status_body,
 )
-from tests.ports import free_port
-from tests.proxy_fixtures import (
+from tests.support.proxy_fixtures import (
     SERVED_BY,
     RunningUpstream,
     make_proxy_service,
     proxy_call,
     running_upstream,
 )
+from tests.support.servers import free_port
 
 
 @pytest.fixture(name="upstream")

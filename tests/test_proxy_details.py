@@ -1,7 +1,7 @@
 """Error details: an upstream status with `grpc-status-details-bin` becomes a Status JSON body
 whose `details` are the decoded `Any` messages (proto3 JSON, `@type` first).
 
-The upstream is a real grpclib server in its own process (tests/upstream_process.py) raising
+The upstream is a real grpclib server in its own process (tests/support/upstream_process.py) raising
 `GRPCError(details=[…])`; in-process handlers' details are checked too.
 """
 
@@ -21,10 +21,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from examples.bookstore import make_service
-from protoc_gen_restmon.runtime.gateway import Gateway
+from protoc_gen_restmon.runtime.gateway.app import Gateway
 from protoc_gen_restmon.runtime.status import any_json, status_details
-from tests.proxy_fixtures import proxy_call
-from tests.upstream_process import UpstreamProcess
+from tests.support.proxy_fixtures import proxy_call
+from tests.support.upstream_process import UpstreamProcess
 
 TYPE = "type.googleapis.com/"
 BAD_REQUEST = {

@@ -1,7 +1,7 @@
 """Proxy mode when things go wrong, with real processes: the upstream killed and restarted, a
 deadline, an HTTP client that goes away, a client too slow for its stream.
 
-The upstream is `python -m tests.upstream_process serve` (its handlers log `start`/`done`/
+The upstream is `python -m tests.support.upstream_process serve` (its handlers log `start`/`done`/
 `cancelled` per request id); the gateway runs under uvicorn, in a thread of this process (to
 see its observer) or in its own process (to measure its memory).
 """
@@ -23,11 +23,11 @@ import httpx
 import pytest
 
 from examples.bookstore import make_service
-from protoc_gen_restmon.runtime.gateway import Gateway, GatewayOptions
-from protoc_gen_restmon.runtime.observe import CallInfo
+from protoc_gen_restmon.runtime.gateway.app import Gateway, GatewayOptions
+from protoc_gen_restmon.runtime.gateway.observe import CallInfo
 from protoc_gen_restmon.runtime.status import Code
-from tests.servers import uvicorn_server
-from tests.upstream_process import GatewayProcess, UpstreamProcess
+from tests.support.servers import uvicorn_server
+from tests.support.upstream_process import GatewayProcess, UpstreamProcess
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -29,7 +29,7 @@ from google.protobuf.descriptor_pb2 import (
 
 from protoc_gen_restmon.plugin.main import run
 from protoc_gen_restmon.runtime.specs import Binding, FieldPath, MessageRef, Segment, SegmentKind
-from tests.protoc_tools import (
+from tests.support.protoc_tools import (
     EXAMPLE_FILES,
     PROTOS,
     capture_request,

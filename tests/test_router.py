@@ -6,7 +6,7 @@ import pytest
 
 from protoc_gen_restmon.runtime.router import RouteMatch, Router
 from protoc_gen_restmon.runtime.status import Code, RpcError
-from tests.router_tools import make_binding
+from tests.support.router_tools import make_binding
 
 
 def build(routes: tuple[str, ...]) -> Router:

@@ -9,7 +9,7 @@ import pytest
 from protoc_gen_restmon.runtime.router import DuplicateRouteError, InvalidBindingError, Router
 from protoc_gen_restmon.runtime.specs import Segment, SegmentKind
 from protoc_gen_restmon.runtime.status import RpcError
-from tests.router_tools import make_binding
+from tests.support.router_tools import make_binding
 
 
 def build(routes: tuple[str, ...]) -> Router:

@@ -3,7 +3,8 @@
 A URL may instead reach the duplicate that was kept in its place (googleapis binds some shapes
 twice), or a route that is more specific for that very URL (`documents/*/**` takes what
 `documents/**` would, `cryptoKeys/*` takes `cryptoKeys/protectedResourcesSummary`); the test
-checks that claim with the brute-force ranking of tests/router_tools.py and reports the counts.
+checks that claim with the brute-force ranking of tests/support/router_tools.py and reports the
+counts.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pytest
 
 from protoc_gen_restmon.runtime.router import Router
 from protoc_gen_restmon.runtime.specs import Binding, SegmentKind
-from tests.router_tools import (
+from tests.support.router_tools import (
     CORPUS,
     generate_corpus_routes,
     interpretations,

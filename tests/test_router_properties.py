@@ -4,7 +4,7 @@
    percent-encoded in random hex case, routes to that template's binding with the values
    decoded as the variable's kind requires.
 2. Agreement: on tables of templates over a tiny alphabet (so that routes compete), the router
-   picks what the brute-force oracle of tests/router_tools.py picks, and fails as it fails.
+   picks what the brute-force oracle of tests/support/router_tools.py picks, and fails as it fails.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from protoc_gen_restmon.httprule.types import PCHARS, ambiguous_capture
 from protoc_gen_restmon.runtime.router import Router
 from protoc_gen_restmon.runtime.specs import Binding, SegmentKind
 from protoc_gen_restmon.runtime.status import RpcError
-from tests.router_tools import RESERVED, SLASH, make_binding, oracle
+from tests.support.router_tools import RESERVED, SLASH, make_binding, oracle
 
 UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from protoc_gen_restmon.runtime.json_mapping import JsonOptions
+from protoc_gen_restmon.runtime.jsoncodec.options import JsonOptions
 from protoc_gen_restmon.runtime.status import Code, RpcError
-from protoc_gen_restmon.runtime.transcode import TranscodeOptions
-from tests.transcode_fixtures import (
+from protoc_gen_restmon.runtime.transcode.request import TranscodeOptions
+from tests.support.transcode_fixtures import (
     BOOK,
     IGNORE_FIELDS,
     Api,
@@ -22,7 +22,6 @@ from tests.transcode_fixtures import (
     assert_same,
     bad,
     expected,
-    fixture_api,  # noqa: F401  (the "api" fixture)
     transcode,
 )
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from protoc_gen_restmon.runtime.json_mapping import JsonOptions
-from tests.transcode_fixtures import (
+from protoc_gen_restmon.runtime.jsoncodec.options import JsonOptions
+from tests.support.transcode_fixtures import (
     BOOK,
     IGNORE_FIELDS,
     JSON_DEFAULTS,
@@ -17,7 +17,6 @@ from tests.transcode_fixtures import (
     assert_same,
     binding_of,
     expected,
-    fixture_api,  # noqa: F401  (the "api" fixture)
     transcode,
 )
 

@@ -9,7 +9,7 @@ import pytest
 
 from protoc_gen_restmon.runtime.specs import FieldPath, PathVariable
 from protoc_gen_restmon.runtime.status import Code, RpcError
-from tests.transcode_fixtures import (
+from tests.support.transcode_fixtures import (
     BOOK,
     Api,
     Case,
@@ -19,7 +19,6 @@ from tests.transcode_fixtures import (
     bad,
     binding_of,
     expected,
-    fixture_api,  # noqa: F401  (the "api" fixture)
     transcode,
 )
 

@@ -9,9 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from protoc_gen_restmon.runtime.status import RpcError
-from protoc_gen_restmon.runtime.transcode import TranscodeOptions
-from protoc_gen_restmon.runtime.values import parse_query
-from tests.transcode_fixtures import (
+from protoc_gen_restmon.runtime.transcode.request import TranscodeOptions
+from protoc_gen_restmon.runtime.transcode.values import parse_query
+from tests.support.transcode_fixtures import (
     BOOK,
     IGNORE_QUERY,
     LIST,
@@ -22,7 +22,6 @@ from tests.transcode_fixtures import (
     bad,
     books,
     expected,
-    fixture_api,  # noqa: F401  (the "api" fixture)
     last_key,
     oneof_clash,
     transcode,

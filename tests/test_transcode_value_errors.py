@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.transcode_fixtures import (
+from tests.support.transcode_fixtures import (
     Api,
     Case,
     assert_fails,
     bad,
-    fixture_api,  # noqa: F401  (the "api" fixture)
     last_key,
     oneof_clash,
     sink,

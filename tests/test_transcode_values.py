@@ -1,7 +1,7 @@
 """The text of values: every field kind of `Sink` set from the query, through build_request.
 
-`Sink` (tests/transcode_fixtures.py) has a field of every kind; its route `GET /v1/sink` takes
-every field from the query. Expected messages come from json_format, independently of the
+`Sink` (tests/support/transcode_fixtures.py) has a field of every kind; its route `GET /v1/sink`
+takes every field from the query. Expected messages come from json_format, independently of the
 transcoder. Malformed values are in test_transcode_value_errors.py.
 """
 
@@ -17,15 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.transcode_fixtures import (
-    Api,
-    Case,
-    assert_same,
-    expected,
-    fixture_api,  # noqa: F401  (the "api" fixture)
-    sink,
-    transcode,
-)
+from tests.support.transcode_fixtures import Api, Case, assert_same, expected, sink, transcode
 
 # --- Values: every field kind of Sink -------------------------------------------------------------
 

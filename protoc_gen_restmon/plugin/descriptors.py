@@ -14,7 +14,7 @@ from google.protobuf.descriptor_pb2 import (
 )
 
 from protoc_gen_restmon.runtime.specs import MessageRef
-from protoc_gen_restmon.runtime.values import WRAPPERS
+from protoc_gen_restmon.runtime.transcode.values import WRAPPERS
 
 # Source-code-info paths are built from field numbers of descriptor.proto; name them once here.
 FILE_SERVICE = FileDescriptorProto.SERVICE_FIELD_NUMBER

@@ -1,28 +1,60 @@
-"""What generated code imports at run time, and the public runtime API.
+"""The public runtime API, and what generated code imports at run time.
 
-`from protoc_gen_restmon.runtime import Gateway` (or `Monitor`) works, but loads it only on first
-use: generated route and monitor modules import `runtime.specs`, and importing them must stay cheap.
+    from protoc_gen_restmon.runtime import AdminApp, Gateway, GatewayOptions, Monitor, with_admin
+
+Every name in `__all__` is loaded on first use: generated route and monitor modules import
+`runtime.specs` and `runtime.monitor.hooks`, and importing them must stay cheap. Type checkers see
+the real classes (the imports under `TYPE_CHECKING`).
+
+Where things live: `gateway/` (the ASGI app, backends, upstream channel), `transcode/` (HTTP
+request → message), `router` (path matching), `jsoncodec/` (proto3 JSON), `status` (codes and
+errors), `monitor/` (recording calls, keys, stores, metrics), `admin/` (the admin REST API),
+`protofiles/` (descriptors printed back as `.proto`).
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from protoc_gen_restmon.runtime.admin.app import AdminApp
+    from protoc_gen_restmon.runtime.admin.mount import with_admin
+    from protoc_gen_restmon.runtime.gateway.app import Gateway, GatewayOptions
+    from protoc_gen_restmon.runtime.jsoncodec.options import JsonOptions
+    from protoc_gen_restmon.runtime.monitor.monitor import Monitor
+    from protoc_gen_restmon.runtime.status import Code, RpcError
+    from protoc_gen_restmon.runtime.transcode.request import TranscodeOptions
 
 _EXPORTS = {
-    "Gateway": "protoc_gen_restmon.runtime.gateway",
-    "GatewayOptions": "protoc_gen_restmon.runtime.gateway",
-    "JsonOptions": "protoc_gen_restmon.runtime.json_mapping",
-    "Monitor": "protoc_gen_restmon.runtime.monitor.monitor",
-    "TranscodeOptions": "protoc_gen_restmon.runtime.transcode",
-    "RpcError": "protoc_gen_restmon.runtime.status",
+    "AdminApp": "protoc_gen_restmon.runtime.admin.app",
     "Code": "protoc_gen_restmon.runtime.status",
+    "Gateway": "protoc_gen_restmon.runtime.gateway.app",
+    "GatewayOptions": "protoc_gen_restmon.runtime.gateway.app",
+    "JsonOptions": "protoc_gen_restmon.runtime.jsoncodec.options",
+    "Monitor": "protoc_gen_restmon.runtime.monitor.monitor",
+    "RpcError": "protoc_gen_restmon.runtime.status",
+    "TranscodeOptions": "protoc_gen_restmon.runtime.transcode.request",
+    "with_admin": "protoc_gen_restmon.runtime.admin.mount",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "AdminApp",
+    "Code",
+    "Gateway",
+    "GatewayOptions",
+    "JsonOptions",
+    "Monitor",
+    "RpcError",
+    "TranscodeOptions",
+    "with_admin",
+]
 
+if not TYPE_CHECKING:
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+    def __getattr__(name: str) -> object:
+        if name not in _EXPORTS:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value  # the next access is a plain attribute
+        return value

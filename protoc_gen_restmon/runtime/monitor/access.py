@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
-from protoc_gen_restmon.runtime.observe import CallInfo
+from protoc_gen_restmon.runtime.gateway.observe import CallInfo
 
 # Always callable without a key: load balancers and tooling must reach them.
 PUBLIC_SERVICES = frozenset(

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from protoc_gen_restmon.runtime.gateway.observe import CallInfo
 from protoc_gen_restmon.runtime.monitor.metrics import MethodSeries
 from protoc_gen_restmon.runtime.monitor.model import ApiKey, CallRecord, CallStatus
-from protoc_gen_restmon.runtime.observe import CallInfo
 from protoc_gen_restmon.runtime.status import Code
 
 if TYPE_CHECKING:

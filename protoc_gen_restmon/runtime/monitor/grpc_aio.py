@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 import grpc  # type: ignore[import-untyped]
 import grpc.aio  # type: ignore[import-untyped]
 
+from protoc_gen_restmon.runtime.gateway.observe import CallInfo, Observation, given_request_id
 from protoc_gen_restmon.runtime.monitor.call import new_request_id
 from protoc_gen_restmon.runtime.monitor.monitor import cancelled_call
-from protoc_gen_restmon.runtime.observe import CallInfo, Observation, given_request_id
 from protoc_gen_restmon.runtime.status import Code, RpcError
 
 if TYPE_CHECKING:

@@ -27,6 +27,7 @@ from grpclib.const import Status
 from grpclib.events import RecvRequest, listen
 from grpclib.metadata import Deadline
 
+from protoc_gen_restmon.runtime.gateway.observe import CallInfo, given_request_id
 from protoc_gen_restmon.runtime.monitor.call import (
     ENDED,
     TAKEN,
@@ -36,7 +37,6 @@ from protoc_gen_restmon.runtime.monitor.call import (
 )
 from protoc_gen_restmon.runtime.monitor.metrics import FOLD_AT
 from protoc_gen_restmon.runtime.monitor.monitor import cancelled_call
-from protoc_gen_restmon.runtime.observe import CallInfo, given_request_id
 from protoc_gen_restmon.runtime.status import Code, RpcError
 
 if TYPE_CHECKING:

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:  # only names for annotations: generated modules import this one
+    from protoc_gen_restmon.runtime.gateway.observe import CallInfo
     from protoc_gen_restmon.runtime.monitor.model import ApiKey
-    from protoc_gen_restmon.runtime.observe import CallInfo
     from protoc_gen_restmon.runtime.specs import ServiceSpec
 
 

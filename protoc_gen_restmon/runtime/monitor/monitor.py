@@ -23,6 +23,8 @@ from datetime import datetime, timedelta, timezone
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from protoc_gen_restmon.runtime.gateway.observe import CallInfo, Observation
+from protoc_gen_restmon.runtime.gateway.services import GeneratedPackage
 from protoc_gen_restmon.runtime.log_redaction import redact_header_logs
 from protoc_gen_restmon.runtime.monitor.access import KeyPolicy, TrustedProxies
 from protoc_gen_restmon.runtime.monitor.call import (
@@ -37,8 +39,6 @@ from protoc_gen_restmon.runtime.monitor.metrics import GRPC_TYPES, MonitorMetric
 from protoc_gen_restmon.runtime.monitor.model import ApiKey, KeyUse, Store
 from protoc_gen_restmon.runtime.monitor.stores import open_store
 from protoc_gen_restmon.runtime.monitor.writer import BatchWriter
-from protoc_gen_restmon.runtime.observe import CallInfo, Observation
-from protoc_gen_restmon.runtime.services import GeneratedPackage
 from protoc_gen_restmon.runtime.specs import ServiceSpec
 from protoc_gen_restmon.runtime.status import Code, RpcError
 

@@ -1,0 +1,367 @@
+"""The REST gateway: an ASGI app serving gRPC methods over HTTP/JSON, in process or as a proxy."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from google.protobuf.message import Message
+
+from protoc_gen_restmon.runtime.gateway.backends import (
+    Answer,
+    Backend,
+    LocalBackend,
+    UpstreamBackend,
+)
+from protoc_gen_restmon.runtime.gateway.http import (
+    EVENT_STREAM,
+    JSON,
+    NDJSON,
+    ClientDisconnected,
+    Exchange,
+    Headers,
+    Receive,
+    Scope,
+    Send,
+    header,
+    raw_path,
+    read_body,
+    respond,
+    respond_error,
+    start,
+    status_json,
+    wants_event_stream,
+)
+from protoc_gen_restmon.runtime.gateway.observe import (
+    NO_OBSERVER,
+    CallInfo,
+    Observation,
+    Observer,
+    given_request_id,
+)
+from protoc_gen_restmon.runtime.gateway.services import GeneratedPackage, implemented_services
+from protoc_gen_restmon.runtime.gateway.upstream import (
+    RpcMethod,
+    Target,
+    Upstream,
+    build_context,
+    forwarded_names,
+)
+from protoc_gen_restmon.runtime.jsoncodec.options import JsonOptions
+from protoc_gen_restmon.runtime.jsoncodec.registry import DescriptorRegistry
+from protoc_gen_restmon.runtime.jsoncodec.write import field_to_json, to_json
+from protoc_gen_restmon.runtime.log_redaction import redact_header_logs
+from protoc_gen_restmon.runtime.router import RouteMatch, Router
+from protoc_gen_restmon.runtime.specs import Binding, Cardinality, ServiceSpec
+from protoc_gen_restmon.runtime.status import Code, RpcError
+from protoc_gen_restmon.runtime.transcode.request import TranscodeOptions, build_request
+
+logger = logging.getLogger("protoc_gen_restmon.gateway")
+
+HTTP_BODY = "google.api.HttpBody"
+NDJSON_MEDIA_TYPES = frozenset({NDJSON.decode(), "application/jsonl"})
+# CallInfo.grpc_type: the words of grpc_server_handled_total's grpc_type label.
+GRPC_TYPES = {
+    Cardinality.UNARY_UNARY: "unary",
+    Cardinality.STREAM_UNARY: "client_stream",
+    Cardinality.UNARY_STREAM: "server_stream",
+    Cardinality.STREAM_STREAM: "bidi_stream",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayOptions:
+    json: JsonOptions = field(default_factory=JsonOptions)
+    transcode: TranscodeOptions = field(default_factory=TranscodeOptions)
+    # Proxy mode (`upstream=`): the timeout of a call without `Grpc-Timeout`, in seconds
+    # (None: none), and how long connecting to the upstream may take before a 503.
+    deadline: float | None = 30.0
+    connect_timeout: float = 2.0
+    # Proxy mode: more request headers sent as metadata under their own (lower-case) name,
+    # beside Authorization, X-Api-Key, X-Request-Id and X-Forwarded-For.
+    forward_headers: tuple[str, ...] = ()
+    # Proxy mode: seconds between HTTP/2 PINGs on the upstream connection (None: no pings); a
+    # ping unanswered within connect_timeout drops the connection (upstream.keepalive_config).
+    keepalive: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """What one HTTP request asks for, once routed."""
+
+    method: RpcMethod
+    match: RouteMatch
+    scope: Scope
+    headers: Headers  # response headers every answer carries (X-Request-Id)
+
+
+class Gateway:
+    """An ASGI app serving every HttpRule of its services, in process or in front of a server.
+
+    - `Gateway(services=[MyBookstore()])`: each service is an instance of a betterproto `…Base`
+      subclass; the gateway finds the route and monitor modules protoc-gen-restmon generated
+      beside its base class.
+    - `Gateway(upstream="localhost:50051", packages=[gen.bookstore.v1])`: every service of the
+      generated packages (modules or dotted names), called on that gRPC server;
+      `upstream_tls=True` (system CAs) or an `ssl.SSLContext` connects with TLS.
+    """
+
+    def __init__(
+        self,
+        services: Sequence[Any] = (),
+        *,
+        upstream: str | None = None,
+        packages: Sequence[ModuleType | str] = (),
+        upstream_tls: bool | ssl.SSLContext | None = None,
+        options: GatewayOptions | None = None,
+        monitor: Observer | None = None,
+    ):
+        self.options = options or GatewayOptions()
+        redact_header_logs()  # a proxy forwards x-api-key and authorization over HTTP/2
+        self.monitor: Observer = monitor if monitor is not None else NO_OBSERVER
+        self._forward = forwarded_names(self.options.forward_headers)
+        self.registry = DescriptorRegistry()
+        self._methods: dict[str, RpcMethod] = {}
+        bindings: list[Binding] = []
+        self.backend: Backend
+        if upstream is not None:
+            if services:
+                raise ValueError("Gateway: give services (in process) or upstream, not both")
+            target = Target.parse(upstream)
+            self.backend = UpstreamBackend(
+                Upstream(
+                    target,
+                    connect_timeout=self.options.connect_timeout,
+                    tls=upstream_tls,
+                    keepalive=self.options.keepalive,
+                )
+            )
+            for package in packages:
+                generated = GeneratedPackage.load(package)
+                for spec in generated.monitor.SERVICES:
+                    bindings.extend(self._add_service(generated, spec))
+        else:
+            local = self.backend = LocalBackend()
+            for impl in services:
+                for service in implemented_services(impl):
+                    bindings.extend(self._add_service(service.generated, service.spec))
+                    local.add(service)
+        self.router = Router(bindings)
+
+    def _add_service(self, generated: GeneratedPackage, service: ServiceSpec) -> list[Binding]:
+        self.registry.add_module(generated.monitor)
+        for spec in service.methods:
+            self._methods[spec.grpc_path] = RpcMethod(
+                spec=spec,
+                request_upb=self.registry.message_class(spec.request.proto_name),
+                response_upb=self.registry.message_class(spec.response.proto_name),
+            )
+        routes: tuple[Binding, ...] = generated.routes.BINDINGS
+        return [b for b in routes if b.service == service.name]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send, self.backend.close)
+            return
+        if scope["type"] != "http":
+            return
+        request_id = _request_id(scope)
+        headers = [(b"x-request-id", request_id.encode("latin-1"))]
+        exchange = Exchange(receive, send)
+        observation: Observation | None = None
+        code, message = Code.OK, ""
+        try:
+            match = self.router.match(scope["method"], raw_path(scope))
+            call = _Call(self._methods[match.binding.grpc_path], match, scope, headers)
+            observation = self.monitor.begin(_call_info(scope, call.method, request_id))
+            code, message = await exchange.run(self._serve(call, exchange, request_id))
+        except RpcError as err:
+            code, message = err.code, err.message
+            await respond_error(exchange.send, err, headers)
+        except ClientDisconnected:
+            code, message = Code.CANCELLED, "the HTTP client went away"
+        except asyncio.CancelledError:
+            code, message = Code.CANCELLED, "the HTTP request was cancelled"
+            raise
+        except Exception:
+            logger.exception("gateway error on %s %s", scope["method"], scope["path"])
+            code, message = Code.INTERNAL, "internal error"
+            await respond_error(exchange.send, RpcError(Code.INTERNAL, "internal error"), headers)
+        finally:
+            if observation is not None:
+                observation.finish(code, message)
+
+    async def _serve(self, call: _Call, exchange: Exchange, request_id: str) -> tuple[Code, str]:
+        context = build_context(call.scope, self.options.deadline, request_id, self._forward)
+        requests = self._requests(call, exchange.receive)
+        answer = await self.backend.call(call.method, requests, context)
+        return await self._respond(call, answer, exchange.send)
+
+    async def _respond(self, call: _Call, answer: Answer, send: Send) -> tuple[Code, str]:
+        """Send the answer; the call's final code and message (a stream may end in an error)."""
+        try:
+            if call.method.server_streaming:
+                return await self._stream(call, answer, send)
+            await self._unary(call, answer, send)
+            return Code.OK, ""
+        finally:
+            await answer.close()
+
+    async def _requests(self, call: _Call, receive: Receive) -> AsyncIterator[Message]:
+        """The request message(s): one, or one per NDJSON body line."""
+        options = self.options.transcode
+        if not call.method.client_streaming:
+            body = await read_body(receive, options.max_body_bytes)
+            yield self._request(call, body)
+            return
+        async for line in _lines(receive, options.max_body_bytes):
+            yield self._request(call, line)
+
+    def _request(self, call: _Call, body: bytes) -> Message:
+        scope, method = call.scope, call.method
+        content_type = header(scope, b"content-type")
+        if method.client_streaming:
+            content_type = _line_content_type(content_type)
+        message: Message = build_request(
+            method.request_upb,
+            call.match.binding,
+            call.match.params,
+            scope.get("query_string", b""),
+            body,
+            content_type,
+            self.options.transcode,
+            self.options.json,
+        )
+        return message
+
+    async def _unary(self, call: _Call, answer: Answer, send: Send) -> None:
+        # Read to the end: an upstream reports its status after the message.
+        messages = [message async for message in answer.messages()]
+        if len(messages) != 1:
+            raise RpcError(Code.INTERNAL, f"the call answered {len(messages)} messages, not 1")
+        message = messages[0]
+        headers = [*call.headers, *answer.headers]
+        if message.DESCRIPTOR.full_name == HTTP_BODY:
+            body: Any = message
+            content_type = (body.content_type or "application/octet-stream").encode("latin-1")
+            await respond(send, 200, body.data, headers, content_type)
+            return
+        await respond(send, 200, self._json(message, call.match.binding), headers)
+
+    async def _stream(self, call: _Call, answer: Answer, send: Send) -> tuple[Code, str]:
+        """NDJSON `{"result": …}` lines, or Server-Sent Events when the client asks for them.
+
+        An error before the first message is an ordinary error response with its HTTP status;
+        after it, a final `{"error": <Status>}` line ends the stream.
+        """
+        iterator = answer.messages()
+        item = await anext(iterator, None)
+        sse = wants_event_stream(header(call.scope, b"accept"))
+        await start(send, 200, EVENT_STREAM if sse else NDJSON, [*call.headers, *answer.headers])
+        code, message = Code.OK, ""
+        try:
+            while item is not None:
+                await _send_chunk(
+                    send, b'{"result":' + self._json(item, call.match.binding) + b"}", sse
+                )
+                item = await anext(iterator, None)
+        except RpcError as error:
+            code, message = error.code, error.message
+            body = status_json(code, message, list(error.details))
+            await _send_chunk(send, b'{"error":' + body + b"}", sse)
+        except ClientDisconnected:
+            raise
+        except Exception:
+            logger.exception("stream failed on %s", call.scope["path"])
+            code, message = Code.INTERNAL, "internal error"
+            await _send_chunk(send, b'{"error":' + status_json(code, message) + b"}", sse)
+        await send({"type": "http.response.body", "body": b""})
+        return code, message
+
+    def _json(self, message: Any, binding: Binding) -> bytes:
+        if binding.response_body is None:
+            return to_json(message, self.options.json)
+        return field_to_json(message, binding.response_body.proto[0], self.options.json)
+
+
+async def _send_chunk(send: Send, payload: bytes, sse: bool) -> None:
+    body = b"data: " + payload + b"\n\n" if sse else payload + b"\n"
+    await send({"type": "http.response.body", "body": body, "more_body": True})
+
+
+async def _lines(receive: Receive, limit: int) -> AsyncIterator[bytes]:
+    """Non-empty lines of a newline-delimited body, as they arrive; no line may exceed `limit`."""
+    pending = b""
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected
+        more = message.get("more_body", False)
+        pending += message.get("body", b"")
+        *lines, pending = pending.split(b"\n")
+        if len(pending) > limit:
+            raise RpcError(
+                Code.RESOURCE_EXHAUSTED, f"a body line exceeds {limit} bytes", http_status=413
+            )
+        for line in lines:
+            if line.strip():
+                yield line
+    if pending.strip():
+        yield pending
+
+
+def _line_content_type(content_type: str | None) -> str | None:
+    """A client-streaming body is newline-delimited JSON: each line is read as JSON.
+
+    `application/x-ndjson` (what the gateway itself writes for streams) and `application/jsonl`
+    name the whole body; for one line they mean `application/json`, parameters kept.
+    """
+    if content_type is None:
+        return None
+    media, separator, parameters = content_type.partition(";")
+    if media.strip().lower() in NDJSON_MEDIA_TYPES:
+        return JSON.decode() + separator + parameters
+    return content_type
+
+
+def _call_info(scope: Scope, method: RpcMethod, request_id: str) -> CallInfo:
+    client = scope.get("client") or ("", 0)
+    service = method.spec.grpc_path[1:].rpartition("/")[0]
+    return CallInfo(
+        service=service,
+        method=method.spec.name,
+        transport="http",
+        request_id=request_id,
+        peer=f"{client[0]}:{client[1]}" if client[0] else "",
+        client_ip=str(client[0] or ""),
+        user_agent=header(scope, b"user-agent") or "",
+        http_method=str(scope["method"]),
+        http_path=str(scope["path"]),
+        metadata=tuple(
+            (name.decode("latin-1").lower(), value.decode("latin-1"))
+            for name, value in scope.get("headers", ())
+        ),
+        grpc_type=GRPC_TYPES[method.spec.cardinality],
+    )
+
+
+def _request_id(scope: Scope) -> str:
+    return given_request_id(header(scope, b"x-request-id")) or str(uuid.uuid4())
+
+
+async def _lifespan(receive: Receive, send: Send, shutdown: Callable[[], None]) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            shutdown()
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -1,0 +1,142 @@
+"""Where the gateway sends a call: betterproto implementations in process, or an upstream server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import grpclib.exceptions
+from google.protobuf.message import Message
+
+from protoc_gen_restmon.runtime.gateway.http import Headers
+from protoc_gen_restmon.runtime.gateway.services import ImplementedService
+from protoc_gen_restmon.runtime.gateway.upstream import (
+    CallContext,
+    RpcMethod,
+    Upstream,
+    from_grpc,
+)
+from protoc_gen_restmon.runtime.jsoncodec.bridge import from_betterproto, to_betterproto
+
+
+class Answer(Protocol):
+    """A call's response: headers to add, the response message(s), and `close()` when done."""
+
+    headers: Headers
+
+    def messages(self) -> AsyncIterator[Message]: ...
+
+    async def close(self) -> None: ...
+
+
+class Backend(Protocol):
+    """Where the gateway sends a call: in-process implementations or an upstream gRPC server."""
+
+    async def call(
+        self, method: RpcMethod, requests: AsyncIterator[Message], context: CallContext
+    ) -> Answer: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LocalHandler:
+    """A betterproto implementation's handler of one RPC, with its betterproto classes."""
+
+    handler: Any
+    request_bp: Any
+    response_bp: Any
+
+
+@dataclass(slots=True)
+class LocalAnswer:
+    """The result of an in-process handler: one response, or its async iterator."""
+
+    result: Any
+    response_upb: type[Message]
+    server_streaming: bool
+    headers: Headers = field(default_factory=list)
+
+    async def messages(self) -> AsyncIterator[Message]:
+        if not self.server_streaming:
+            yield from_betterproto(self.result, self.response_upb)
+            return
+        iterator = aiter(self.result)
+        while True:
+            try:
+                item = await anext(iterator)
+            except StopAsyncIteration:
+                return
+            except grpclib.exceptions.GRPCError as err:
+                raise from_grpc(err) from None
+            yield from_betterproto(item, self.response_upb)
+
+    async def close(self) -> None:
+        return None
+
+
+class LocalBackend:
+    """Calls betterproto service implementations in process (upb <-> betterproto at the edge).
+
+    The call context is not used: handlers see neither metadata nor a deadline.
+    """
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, LocalHandler] = {}
+
+    def add(self, service: ImplementedService) -> None:
+        package = service.generated.package
+        for spec in service.spec.methods:
+            self.handlers[spec.grpc_path] = LocalHandler(
+                service.handler(spec), spec.request.resolve(package), spec.response.resolve(package)
+            )
+
+    async def call(
+        self, method: RpcMethod, requests: AsyncIterator[Message], context: CallContext
+    ) -> Answer:
+        local = self.handlers[method.spec.grpc_path]
+        try:
+            if method.client_streaming:
+                result = local.handler(to_betterproto(m, local.request_bp) async for m in requests)
+            else:
+                result = local.handler(to_betterproto(await _only(requests), local.request_bp))
+            if not method.server_streaming:
+                result = await result
+        except grpclib.exceptions.GRPCError as err:
+            raise from_grpc(err) from None
+        return LocalAnswer(result, method.response_upb, method.server_streaming)
+
+    def close(self) -> None:
+        return None
+
+
+class UpstreamBackend:
+    """Calls an upstream gRPC server: upb messages as wire bytes over one grpclib channel."""
+
+    def __init__(self, upstream: Upstream) -> None:
+        self.upstream = upstream
+
+    async def call(
+        self, method: RpcMethod, requests: AsyncIterator[Message], context: CallContext
+    ) -> Answer:
+        if not method.client_streaming:  # a bad request is a 400 before any connection
+            requests = _one(await _only(requests))
+        return await self.upstream.call(method, requests, context)
+
+    def close(self) -> None:
+        self.upstream.close()
+
+
+async def _only(requests: AsyncIterator[Message]) -> Message:
+    """The one request of a unary call; the generator is closed here, not left to the event
+    loop's finalizer (which would schedule a task per request)."""
+    message = await anext(requests)
+    aclose = getattr(requests, "aclose", None)
+    if aclose is not None:
+        await aclose()
+    return message
+
+
+async def _one(message: Message) -> AsyncIterator[Message]:
+    yield message
