@@ -50,7 +50,7 @@ from grpclib.server import Server
 from examples.bookstore import make_service
 from tests.support.servers import free_port
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 UNKNOWN_TYPE = "restmon.test.Secret"
 DETAILS = [
     error_details_pb2.BadRequest(
