@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -159,6 +160,10 @@ def test_built_wheel_carries_the_templates(tmp_path: Path, example_files: dict[s
     )
     assert built.returncode == 0, built.stderr[-3000:]
     wheel = next(tmp_path.glob("protoc_gen_restmon-*.whl"))
+    with zipfile.ZipFile(wheel) as archive:  # the package data a user's install needs
+        names = set(archive.namelist())
+    assert "protoc_gen_restmon/py.typed" in names  # PEP 561: users' type checkers read our hints
+    assert "protoc_gen_restmon/runtime/admin/dashboard.html" in names
     fresh = tmp_path / "venv"
     venv.create(fresh, with_pip=True)
     fresh_python = fresh / "bin" / "python"
