@@ -15,7 +15,7 @@ from pathlib import Path
 from types import ModuleType
 
 from protoc_gen_restmon import monitor_cli, serve_cli
-from protoc_gen_restmon.plugin.views import ROUTES_MODULE
+from protoc_gen_restmon.runtime.specs import ROUTES_MODULE
 
 
 def include_paths() -> list[str]:

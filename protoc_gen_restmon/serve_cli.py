@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from protoc_gen_restmon.plugin.views import ROUTES_MODULE
+from protoc_gen_restmon.runtime.errors import ConfigError
+from protoc_gen_restmon.runtime.specs import ROUTES_MODULE
 
 if TYPE_CHECKING:  # the runtime is imported when serving only: `restmon generate` stays quick
     from protoc_gen_restmon.runtime.gateway.app import Gateway
@@ -48,7 +49,7 @@ def generated_packages(name: str) -> list[str]:
     for package in found:
         try:
             GeneratedPackage.load(package)
-        except LookupError as err:  # a route module without its monitor module
+        except ConfigError as err:  # a route module without its monitor module
             raise UsageError(str(err)) from err
     return found
 
@@ -57,7 +58,7 @@ def proxy_gateway(args: argparse.Namespace) -> Gateway | ClosingMonitor:
     """The app `restmon serve` runs: the Gateway in proxy mode in front of `--upstream`;
     with `--db`, every call recorded there and the admin API (`/api/grpc/…`, `/cfg/grpc/…`,
     `/metrics`, behind admin credentials) served on the same port."""
-    from protoc_gen_restmon.runtime.gateway.app import Gateway, GatewayOptions
+    from protoc_gen_restmon.runtime.gateway.app import Gateway, GatewayOptions, UpstreamOptions
     from protoc_gen_restmon.runtime.gateway.upstream import Target
 
     try:
@@ -67,14 +68,16 @@ def proxy_gateway(args: argparse.Namespace) -> Gateway | ClosingMonitor:
     # Like `python -m`: modules are found from the current directory, then --path ones first.
     sys.path[:0] = [*args.path, os.getcwd()]
     packages = [found for name in args.package for found in generated_packages(name)]
-    options = GatewayOptions(deadline=args.deadline or None, connect_timeout=args.connect_timeout)
-    tls = upstream_tls(args)
+    upstream = UpstreamOptions(
+        deadline=args.deadline or None,
+        connect_timeout=args.connect_timeout,
+        tls=upstream_tls(args),
+    )
     monitor = None if args.db is None else open_monitor(args.db, packages)
     gateway = Gateway(
         upstream=args.upstream,
         packages=packages,
-        upstream_tls=tls,
-        options=options,
+        options=GatewayOptions(upstream=upstream),
         monitor=monitor,
     )
     if monitor is None:

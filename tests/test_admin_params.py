@@ -31,7 +31,7 @@ def refusal(name: str, **values: str) -> RpcError:
         params.key_type()
         params.user_id()
     error = raised.value
-    assert error.code == Code.INVALID_ARGUMENT and error.status == 400
+    assert error.code == Code.INVALID_ARGUMENT and error.http_status == 400
     assert error.message.startswith(f"{name}: ")
     return error
 

@@ -149,7 +149,7 @@ def check(auth: AdminAuth, header: str) -> bool:
     try:
         asyncio.run(auth.check(header))
     except RpcError as error:
-        assert error.status == 401
+        assert error.http_status == 401
         return False
     return True
 

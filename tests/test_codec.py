@@ -354,7 +354,7 @@ def test_from_json_rejects_bad_input_naming_the_field(
     with pytest.raises(RpcError) as caught:
         from_json(document, codec_world.ours("bookstore.v1.Book"))
     assert (caught.value.code, caught.value.message) == (Code.INVALID_ARGUMENT, message)
-    assert caught.value.status == 400
+    assert caught.value.http_status == 400
 
 
 @pytest.mark.parametrize(

@@ -42,7 +42,7 @@ from protoc_gen_restmon.runtime.gateway.app import Gateway
 from protoc_gen_restmon.runtime.monitor.model import CallStatus, Store
 from protoc_gen_restmon.runtime.monitor.monitor import Monitor
 from protoc_gen_restmon.runtime.monitor.stores import SqlStore
-from protoc_gen_restmon.runtime.monitor.stores.sqlite import SqliteBackend
+from protoc_gen_restmon.runtime.monitor.stores.sqlite import SqliteConnections
 from tests.support.gateway_fixtures import make_test_service
 from tests.support.monitor_fixtures import DatabasePool
 from tests.support.monitor_load import (
@@ -209,7 +209,7 @@ def assert_outage_accounted(stack: Stack, during: dict[str, Any], after: dict[st
 
 @pytest.fixture(name="sqlite_monitor")
 def fixture_sqlite_monitor(tmp_path: Path, bookstore_pb: ModuleType) -> Iterator[Monitor]:
-    store = SqlStore(SqliteBackend(tmp_path / "monitor.db", busy_timeout_ms=100))
+    store = SqlStore(SqliteConnections(tmp_path / "monitor.db", busy_timeout_ms=100))
     monitor = keyed_monitor(store, bookstore_pb)
     try:
         yield monitor

@@ -104,7 +104,7 @@ def test_migrate_is_idempotent(store: Store, store_url: str) -> None:
         again.migrate()
         assert again.requests(RequestQuery()).count == 1
         assert isinstance(again, SqlStore)
-        assert again._backend.run(schema_version, write=False) == LATEST
+        assert again._connections.run(schema_version, write=False) == LATEST
     finally:
         again.close()
 

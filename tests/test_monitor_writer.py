@@ -30,7 +30,7 @@ from protoc_gen_restmon.runtime.monitor.model import (
 )
 from protoc_gen_restmon.runtime.monitor.monitor import Monitor
 from protoc_gen_restmon.runtime.monitor.stores import SqlStore, sqlite_path
-from protoc_gen_restmon.runtime.monitor.stores.sqlite import SqliteBackend
+from protoc_gen_restmon.runtime.monitor.stores.sqlite import SqliteConnections
 from protoc_gen_restmon.runtime.monitor.writer import BatchWriter
 from protoc_gen_restmon.runtime.status import Code, RpcError
 from tests.support.monitor_fixtures import make_call
@@ -189,7 +189,7 @@ def impatient_store(store: Store, store_url: str) -> Iterator[Store]:
     if not store_url.startswith("sqlite"):
         yield store
         return
-    quick = SqlStore(SqliteBackend(sqlite_path(store_url), busy_timeout_ms=50))
+    quick = SqlStore(SqliteConnections(sqlite_path(store_url), busy_timeout_ms=50))
     try:
         yield quick
     finally:

@@ -22,7 +22,8 @@ from grpclib.metadata import encode_metadata
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protoc_gen_restmon.runtime.gateway.app import Gateway, GatewayOptions
+from protoc_gen_restmon.runtime.errors import ConfigError
+from protoc_gen_restmon.runtime.gateway.app import Gateway, GatewayOptions, UpstreamOptions
 from protoc_gen_restmon.runtime.gateway.observe import CallInfo
 from protoc_gen_restmon.runtime.gateway.upstream import Target, build_context, decode_timeout
 from protoc_gen_restmon.runtime.status import Code, RpcError
@@ -50,7 +51,11 @@ def fixture_upstream(bookstore_pb: ModuleType) -> Iterator[RunningUpstream]:
 
 
 def proxy(pb: ModuleType, upstream: RunningUpstream, **options: Any) -> Served:
-    gateway = Gateway(upstream=upstream.address, packages=[pb], options=GatewayOptions(**options))
+    gateway = Gateway(
+        upstream=upstream.address,
+        packages=[pb],
+        options=GatewayOptions(upstream=UpstreamOptions(**options)),
+    )
     return Served(gateway, upstream.service)
 
 
@@ -220,11 +225,11 @@ def test_proxy_forwards_configured_headers(
 def test_forward_headers_refuses_names_gRPC_cannot_carry(
     bookstore_pb: ModuleType, name: str
 ) -> None:
-    with pytest.raises(ValueError, match="forward_headers"):
+    with pytest.raises(ConfigError, match="forward_headers"):
         Gateway(
             upstream="127.0.0.1:1",
             packages=[bookstore_pb],
-            options=GatewayOptions(forward_headers=(name,)),
+            options=GatewayOptions(upstream=UpstreamOptions(forward_headers=(name,))),
         )
 
 
@@ -315,7 +320,7 @@ def test_build_context_sends_only_valid_metadata_or_refuses(
     try:
         context = build_context(scope, 30.0, "req-1", frozenset({b"cookie"}))
     except RpcError as err:
-        assert err.code == Code.INVALID_ARGUMENT and err.status == 400
+        assert err.code == Code.INVALID_ARGUMENT and err.http_status == 400
         return
     encode_metadata(context.metadata)  # grpclib's own check: raises on anything unsendable
     for key, value in context.metadata:

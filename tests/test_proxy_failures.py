@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from examples.bookstore import make_service
-from protoc_gen_restmon.runtime.gateway.app import Gateway, GatewayOptions
+from protoc_gen_restmon.runtime.gateway.app import Gateway, GatewayOptions, UpstreamOptions
 from protoc_gen_restmon.runtime.gateway.observe import CallInfo
 from protoc_gen_restmon.runtime.status import Code
 from tests.support.servers import uvicorn_server
@@ -76,7 +76,7 @@ class Proxy:
 @pytest.fixture(name="proxy")
 def fixture_proxy(bookstore_pb: ModuleType, upstream: UpstreamProcess) -> Iterator[Proxy]:
     recorder = Recorder()
-    options = GatewayOptions(deadline=5.0)
+    options = GatewayOptions(upstream=UpstreamOptions(deadline=5.0))
     gateway = Gateway(
         upstream=upstream.address, packages=[bookstore_pb], options=options, monitor=recorder
     )
@@ -132,7 +132,9 @@ def test_keepalive_notices_an_upstream_that_went_silent(
 ) -> None:
     """A frozen server (SIGSTOP) keeps its sockets open: no FIN, no GOAWAY, and the kernel still
     accepts connections for it. Without pings a call would wait for its deadline (5 s)."""
-    options = GatewayOptions(deadline=5.0, keepalive=0.2, connect_timeout=0.3)
+    options = GatewayOptions(
+        upstream=UpstreamOptions(deadline=5.0, keepalive=0.2, connect_timeout=0.3)
+    )
     gateway = Gateway(upstream=upstream.address, packages=[bookstore_pb], options=options)
     with uvicorn_server(gateway) as url:
         assert get(url, "/v1/shelves/fiction")[0].status_code == 200

@@ -1,12 +1,12 @@
-"""TLS to the upstream: `Gateway(upstream=…, upstream_tls=…)` against a real grpclib server with
-TLS, its certificate signed by a private CA made here with the openssl CLI."""
+"""TLS to the upstream: `Gateway(upstream=…)` with `UpstreamOptions(tls=…)` against a real grpclib
+server with TLS, its certificate signed by a private CA made here with the openssl CLI."""
 
 from __future__ import annotations
 
 import ssl
 from types import ModuleType
 
-from protoc_gen_restmon.runtime.gateway.app import Gateway
+from protoc_gen_restmon.runtime.gateway.app import Gateway, GatewayOptions, UpstreamOptions
 from tests.support.pki import Pki
 from tests.support.proxy_fixtures import proxy_call
 from tests.support.upstream_process import UpstreamProcess
@@ -15,7 +15,11 @@ from tests.support.upstream_process import UpstreamProcess
 def proxy(
     pb: ModuleType, tls_upstream: UpstreamProcess, tls: bool | ssl.SSLContext | None
 ) -> Gateway:
-    return Gateway(upstream=tls_upstream.address, packages=[pb], upstream_tls=tls)
+    return Gateway(upstream=tls_upstream.address, packages=[pb], options=tls_options(tls))
+
+
+def tls_options(tls: bool | ssl.SSLContext | None) -> GatewayOptions:
+    return GatewayOptions(upstream=UpstreamOptions(tls=tls))
 
 
 def private_ca(pki: Pki) -> ssl.SSLContext:
@@ -28,7 +32,7 @@ def test_tls_with_a_private_ca_proxies(
     bookstore_pb: ModuleType, tls_upstream: UpstreamProcess, pki: Pki
 ) -> None:
     gateway = Gateway(
-        upstream=tls_upstream.address, packages=[bookstore_pb], upstream_tls=private_ca(pki)
+        upstream=tls_upstream.address, packages=[bookstore_pb], options=tls_options(private_ca(pki))
     )
     reply = proxy_call(gateway, "GET", "/v1/shelves/fiction")
     assert reply.status == 200, reply.body
@@ -37,7 +41,7 @@ def test_tls_with_a_private_ca_proxies(
 
 def test_tls_streams(bookstore_pb: ModuleType, tls_upstream: UpstreamProcess, pki: Pki) -> None:
     gateway = Gateway(
-        upstream=tls_upstream.address, packages=[bookstore_pb], upstream_tls=private_ca(pki)
+        upstream=tls_upstream.address, packages=[bookstore_pb], options=tls_options(private_ca(pki))
     )
     reply = proxy_call(gateway, "GET", "/v1/shelves/many:watch?maxEvents=3")
     assert [line["result"]["bookAdded"]["name"] for line in reply.lines()] == ["b0", "b1", "b2"]

@@ -421,6 +421,6 @@ def test_router_match_raises_rpc_error(
 ) -> None:
     with pytest.raises(RpcError) as caught:
         match(routes, request_line)
-    assert (caught.value.code, caught.value.status) == (code, status)
+    assert (caught.value.code, caught.value.http_status) == (code, status)
     assert caught.value.message == message
     assert caught.value.headers == headers

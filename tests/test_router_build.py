@@ -104,7 +104,10 @@ def test_router_refuses_variable_outside_segments() -> None:
 def test_empty_router_finds_nothing() -> None:
     with pytest.raises(RpcError) as caught:
         Router([]).match("GET", "/")
-    assert (caught.value.status, caught.value.message) == (404, "no route matches the path '/'")
+    assert (caught.value.http_status, caught.value.message) == (
+        404,
+        "no route matches the path '/'",
+    )
 
 
 def test_route_match_is_frozen() -> None:

@@ -188,11 +188,11 @@ def test_router_agrees_with_oracle(data: st.DataObject, routes: list[tuple[str, 
     try:
         found = router.match(http_method, path)
     except RpcError as err:
-        event(f"HTTP {err.status}")
+        event(f"HTTP {err.http_status}")
         assert not isinstance(expected, Binding), f"{err.message}; oracle: {expected}"
         allow = dict(err.headers).get("allow")
         want = (405, ", ".join(sorted(expected))) if expected else (404, None)
-        assert (err.status, allow) == want
+        assert (err.http_status, allow) == want
     else:
         event("matched" + (" (an HTTP method *)" if found.binding.http_method == "*" else ""))
         assert found.binding is expected

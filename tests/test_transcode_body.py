@@ -344,4 +344,4 @@ def test_build_request_any_body_raises_only_rpc_errors(
         try:
             transcode(api, request._replace(json_options=json_options))
         except RpcError as error:
-            assert error.status in (400, 413, 415), error.message
+            assert error.http_status in (400, 413, 415), error.message

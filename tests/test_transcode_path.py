@@ -141,5 +141,5 @@ def test_build_request_path_not_matching_class_is_internal(
     broken = dataclasses.replace(original, variables=(variable,), body=None)
     with pytest.raises(RpcError) as caught:
         transcode(api, Case("UpdateShelf", ("x",)), broken)
-    assert (caught.value.code, caught.value.status) == (Code.INTERNAL, 500)
+    assert (caught.value.code, caught.value.http_status) == (Code.INTERNAL, 500)
     assert caught.value.message.startswith(f'path variable "{".".join(proto)}": ')

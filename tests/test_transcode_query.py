@@ -316,7 +316,7 @@ def test_parse_query(query: str | bytes, pairs: tuple[tuple[str, str], ...]) -> 
 def test_parse_query_errors(query: str | bytes, message: str) -> None:
     with pytest.raises(RpcError) as caught:
         parse_query(query)
-    assert (caught.value.status, caught.value.message) == (400, message)
+    assert (caught.value.http_status, caught.value.message) == (400, message)
 
 
 # --- Properties -----------------------------------------------------------------------------------
@@ -350,4 +350,4 @@ def test_build_request_any_query_raises_only_rpc_errors(
         try:
             transcode(api, case)
         except RpcError as error:
-            assert error.status == 400, error.message
+            assert error.http_status == 400, error.message

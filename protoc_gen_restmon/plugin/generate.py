@@ -16,12 +16,16 @@ from protoc_gen_restmon.plugin.http_config import HttpConfig, load_http_config
 from protoc_gen_restmon.plugin.options import Options, parse_options
 from protoc_gen_restmon.plugin.render import render_monitor, render_routes
 from protoc_gen_restmon.plugin.views import (
-    MONITOR_MODULE,
-    ROUTES_MODULE,
     monitor_view,
     routes_view,
 )
-from protoc_gen_restmon.runtime.specs import Binding, MethodSpec, ServiceSpec
+from protoc_gen_restmon.runtime.specs import (
+    MONITOR_MODULE,
+    ROUTES_MODULE,
+    Binding,
+    MethodSpec,
+    ServiceSpec,
+)
 
 
 def generate(request: CodeGeneratorRequest, raw_request: bytes) -> list[tuple[str, str]]:

@@ -15,9 +15,6 @@ from google.protobuf.descriptor_pb2 import FileDescriptorProto
 from protoc_gen_restmon.plugin.pysource import chunked_string, to_source
 from protoc_gen_restmon.runtime.specs import Binding, ServiceSpec
 
-ROUTES_MODULE = "_restmon_routes"
-MONITOR_MODULE = "_restmon_monitor"
-
 
 @dataclass(frozen=True, slots=True)
 class RoutesView:

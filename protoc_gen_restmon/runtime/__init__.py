@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from protoc_gen_restmon.runtime.admin.app import AdminApp
+    from protoc_gen_restmon.runtime.admin.auth import create_admin_token
     from protoc_gen_restmon.runtime.admin.mount import with_admin
-    from protoc_gen_restmon.runtime.gateway.app import Gateway, GatewayOptions
+    from protoc_gen_restmon.runtime.errors import ConfigError
+    from protoc_gen_restmon.runtime.gateway.app import Gateway, GatewayOptions, UpstreamOptions
     from protoc_gen_restmon.runtime.jsoncodec.options import JsonOptions
     from protoc_gen_restmon.runtime.monitor.monitor import Monitor
     from protoc_gen_restmon.runtime.status import Code, RpcError
@@ -29,24 +31,30 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "AdminApp": "protoc_gen_restmon.runtime.admin.app",
     "Code": "protoc_gen_restmon.runtime.status",
+    "ConfigError": "protoc_gen_restmon.runtime.errors",
+    "create_admin_token": "protoc_gen_restmon.runtime.admin.auth",
     "Gateway": "protoc_gen_restmon.runtime.gateway.app",
     "GatewayOptions": "protoc_gen_restmon.runtime.gateway.app",
     "JsonOptions": "protoc_gen_restmon.runtime.jsoncodec.options",
     "Monitor": "protoc_gen_restmon.runtime.monitor.monitor",
     "RpcError": "protoc_gen_restmon.runtime.status",
     "TranscodeOptions": "protoc_gen_restmon.runtime.transcode.request",
+    "UpstreamOptions": "protoc_gen_restmon.runtime.gateway.app",
     "with_admin": "protoc_gen_restmon.runtime.admin.mount",
 }
 
 __all__ = [
     "AdminApp",
     "Code",
+    "ConfigError",
     "Gateway",
     "GatewayOptions",
     "JsonOptions",
     "Monitor",
     "RpcError",
     "TranscodeOptions",
+    "UpstreamOptions",
+    "create_admin_token",
     "with_admin",
 ]
 

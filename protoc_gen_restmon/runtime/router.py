@@ -52,6 +52,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from protoc_gen_restmon.runtime.errors import ConfigError
 from protoc_gen_restmon.runtime.specs import Binding, FieldPath, SegmentKind
 from protoc_gen_restmon.runtime.status import Code, RpcError
 
@@ -68,7 +69,7 @@ _NOTHING: frozenset[int] = frozenset()
 _HEX_BYTE = {a + b: int(a + b, 16) for a in string.hexdigits for b in string.hexdigits}
 
 
-class DuplicateRouteError(ValueError):
+class DuplicateRouteError(ConfigError):
     """Two bindings with the same HTTP method, custom verb and path shape (names ignored)."""
 
     def __init__(self, first: Binding, second: Binding) -> None:
@@ -133,7 +134,7 @@ class Router:
 
     def __init__(self, bindings: Iterable[Binding], *, on_duplicate: OnDuplicate = "error") -> None:
         if on_duplicate not in ("error", "skip"):
-            raise ValueError(f"on_duplicate must be 'error' or 'skip', not {on_duplicate!r}")
+            raise ConfigError(f"on_duplicate must be 'error' or 'skip', not {on_duplicate!r}")
         self._root = _Node()
         kept: list[Binding] = []
         duplicates: list[tuple[Binding, Binding]] = []

@@ -11,6 +11,10 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+# The modules protoc-gen-restmon writes into each generated package (beside betterproto's).
+ROUTES_MODULE = "_restmon_routes"
+MONITOR_MODULE = "_restmon_monitor"
+
 
 class SegmentKind(Enum):
     """What one segment of a compiled path template matches."""

@@ -89,7 +89,7 @@ class RpcError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
-        self.status = http_status if http_status is not None else http_status_for(code)
+        self.http_status = http_status if http_status is not None else http_status_for(code)
         self.headers = headers
         self.details = details
 

@@ -300,7 +300,7 @@ def assert_fails(api: Api, case: Case, failure: Failure, binding: Binding | None
         assert error.message.startswith(failure.message[:-1]), error.message
     else:
         assert error.message == failure.message
-    assert (error.code, error.status) == (failure.code, failure.status)
+    assert (error.code, error.http_status) == (failure.code, failure.status)
 
 
 def bad(message: str) -> Failure:

@@ -190,9 +190,9 @@ def server_tls(args: argparse.Namespace) -> ssl.SSLContext | None:
 async def gateway(args: argparse.Namespace) -> None:
     import uvicorn
 
-    from protoc_gen_restmon.runtime.gateway.app import Gateway, GatewayOptions
+    from protoc_gen_restmon.runtime.gateway.app import Gateway, GatewayOptions, UpstreamOptions
 
-    options = GatewayOptions(deadline=args.deadline or None)
+    options = GatewayOptions(upstream=UpstreamOptions(deadline=args.deadline or None))
     app = Gateway(
         upstream=args.upstream, packages=[load_package(args.root, args.package)], options=options
     )

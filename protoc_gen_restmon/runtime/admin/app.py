@@ -32,6 +32,7 @@ from protoc_gen_restmon.runtime.gateway.http import (
     read_body,
     respond,
     respond_error,
+    serve_lifespan,
 )
 from protoc_gen_restmon.runtime.monitor.model import Store, StoreError
 from protoc_gen_restmon.runtime.status import Code, RpcError
@@ -120,7 +121,7 @@ class AdminApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await serve_lifespan(receive, send)  # the monitor's owner runs its lifecycle
             return
         if scope["type"] != "http":
             return
@@ -261,14 +262,3 @@ def _generate_options(body: bytes) -> tuple[list[str] | None, bool]:
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    """Nothing to start or stop: the monitor's owner runs its lifecycle."""
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return

@@ -6,13 +6,14 @@ import asyncio
 import logging
 import ssl
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
 from google.protobuf.message import Message
 
+from protoc_gen_restmon.runtime.errors import ConfigError
 from protoc_gen_restmon.runtime.gateway.backends import (
     Answer,
     Backend,
@@ -34,6 +35,7 @@ from protoc_gen_restmon.runtime.gateway.http import (
     read_body,
     respond,
     respond_error,
+    serve_lifespan,
     start,
     status_json,
     wants_event_stream,
@@ -60,11 +62,10 @@ from protoc_gen_restmon.runtime.log_redaction import redact_header_logs
 from protoc_gen_restmon.runtime.router import RouteMatch, Router
 from protoc_gen_restmon.runtime.specs import Binding, Cardinality, ServiceSpec
 from protoc_gen_restmon.runtime.status import Code, RpcError
-from protoc_gen_restmon.runtime.transcode.request import TranscodeOptions, build_request
+from protoc_gen_restmon.runtime.transcode.request import HTTP_BODY, TranscodeOptions, build_request
 
 logger = logging.getLogger("protoc_gen_restmon.gateway")
 
-HTTP_BODY = "google.api.HttpBody"
 NDJSON_MEDIA_TYPES = frozenset({NDJSON.decode(), "application/jsonl"})
 # CallInfo.grpc_type: the words of grpc_server_handled_total's grpc_type label.
 GRPC_TYPES = {
@@ -76,19 +77,29 @@ GRPC_TYPES = {
 
 
 @dataclass(frozen=True, slots=True)
+class UpstreamOptions:
+    """Proxy mode (`Gateway(upstream=…)`): how the gateway reaches the upstream gRPC server."""
+
+    # The timeout of a call without `Grpc-Timeout`, in seconds (None: none), and how long
+    # connecting to the upstream may take before a 503.
+    deadline: float | None = 30.0
+    connect_timeout: float = 2.0
+    # More request headers sent as metadata under their own (lower-case) name, beside
+    # Authorization, X-Api-Key, X-Request-Id and X-Forwarded-For.
+    forward_headers: tuple[str, ...] = ()
+    # Seconds between HTTP/2 PINGs on the upstream connection (None: no pings); a ping
+    # unanswered within connect_timeout drops the connection (upstream.keepalive_config).
+    keepalive: float | None = None
+    # None or False: plain HTTP/2; True: TLS verified against the system's CAs; an
+    # `ssl.SSLContext`: a private CA or a client certificate (its ALPN must offer h2).
+    tls: bool | ssl.SSLContext | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class GatewayOptions:
     json: JsonOptions = field(default_factory=JsonOptions)
     transcode: TranscodeOptions = field(default_factory=TranscodeOptions)
-    # Proxy mode (`upstream=`): the timeout of a call without `Grpc-Timeout`, in seconds
-    # (None: none), and how long connecting to the upstream may take before a 503.
-    deadline: float | None = 30.0
-    connect_timeout: float = 2.0
-    # Proxy mode: more request headers sent as metadata under their own (lower-case) name,
-    # beside Authorization, X-Api-Key, X-Request-Id and X-Forwarded-For.
-    forward_headers: tuple[str, ...] = ()
-    # Proxy mode: seconds between HTTP/2 PINGs on the upstream connection (None: no pings); a
-    # ping unanswered within connect_timeout drops the connection (upstream.keepalive_config).
-    keepalive: float | None = None
+    upstream: UpstreamOptions = field(default_factory=UpstreamOptions)  # proxy mode only
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +119,8 @@ class Gateway:
       subclass; the gateway finds the route and monitor modules protoc-gen-restmon generated
       beside its base class.
     - `Gateway(upstream="localhost:50051", packages=[gen.bookstore.v1])`: every service of the
-      generated packages (modules or dotted names), called on that gRPC server;
-      `upstream_tls=True` (system CAs) or an `ssl.SSLContext` connects with TLS.
+      generated packages (modules or dotted names), called on that gRPC server; how (deadline,
+      TLS, keepalive, forwarded headers) is `GatewayOptions(upstream=UpstreamOptions(…))`.
     """
 
     def __init__(
@@ -118,28 +129,27 @@ class Gateway:
         *,
         upstream: str | None = None,
         packages: Sequence[ModuleType | str] = (),
-        upstream_tls: bool | ssl.SSLContext | None = None,
         options: GatewayOptions | None = None,
         monitor: Observer | None = None,
     ):
         self.options = options or GatewayOptions()
         redact_header_logs()  # a proxy forwards x-api-key and authorization over HTTP/2
         self.monitor: Observer = monitor if monitor is not None else NO_OBSERVER
-        self._forward = forwarded_names(self.options.forward_headers)
+        self._forward = forwarded_names(self.options.upstream.forward_headers)
         self.registry = DescriptorRegistry()
         self._methods: dict[str, RpcMethod] = {}
         bindings: list[Binding] = []
         self.backend: Backend
         if upstream is not None:
             if services:
-                raise ValueError("Gateway: give services (in process) or upstream, not both")
+                raise ConfigError("Gateway: give services (in process) or upstream, not both")
             target = Target.parse(upstream)
             self.backend = UpstreamBackend(
                 Upstream(
                     target,
-                    connect_timeout=self.options.connect_timeout,
-                    tls=upstream_tls,
-                    keepalive=self.options.keepalive,
+                    connect_timeout=self.options.upstream.connect_timeout,
+                    tls=self.options.upstream.tls,
+                    keepalive=self.options.upstream.keepalive,
                 )
             )
             for package in packages:
@@ -167,7 +177,7 @@ class Gateway:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send, self.backend.close)
+            await serve_lifespan(receive, send, on_shutdown=self.backend.close)
             return
         if scope["type"] != "http":
             return
@@ -198,7 +208,9 @@ class Gateway:
                 observation.finish(code, message)
 
     async def _serve(self, call: _Call, exchange: Exchange, request_id: str) -> tuple[Code, str]:
-        context = build_context(call.scope, self.options.deadline, request_id, self._forward)
+        context = build_context(
+            call.scope, self.options.upstream.deadline, request_id, self._forward
+        )
         requests = self._requests(call, exchange.receive)
         answer = await self.backend.call(call.method, requests, context)
         return await self._respond(call, answer, exchange.send)
@@ -354,14 +366,3 @@ def _call_info(scope: Scope, method: RpcMethod, request_id: str) -> CallInfo:
 
 def _request_id(scope: Scope) -> str:
     return given_request_id(header(scope, b"x-request-id")) or str(uuid.uuid4())
-
-
-async def _lifespan(receive: Receive, send: Send, shutdown: Callable[[], None]) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            shutdown()
-            await send({"type": "lifespan.shutdown.complete"})
-            return

@@ -179,7 +179,7 @@ async def respond_error(send: Send, error: RpcError, headers: Headers) -> None:
         body = status_json(error.code, error.message, list(error.details))
     except (TypeError, ValueError):
         body = FALLBACK_ERROR
-    await respond(send, error.status, body, [*headers, *extra])
+    await respond(send, error.http_status, body, [*headers, *extra])
 
 
 def raw_path(scope: Scope) -> str:
@@ -210,3 +210,18 @@ def _below(path: str, root: str, decode: Callable[[str], str]) -> str:
 
 def _percent_decode(raw: str) -> str:
     return urllib.parse.unquote(raw.encode("latin-1").decode("utf-8", "replace"))
+
+
+async def serve_lifespan(
+    receive: Receive, send: Send, on_shutdown: Callable[[], object] | None = None
+) -> None:
+    """Answer an ASGI lifespan protocol: nothing to start; `on_shutdown()` before completing it."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            if on_shutdown is not None:
+                on_shutdown()
+            await send({"type": "lifespan.shutdown.complete"})
+            return

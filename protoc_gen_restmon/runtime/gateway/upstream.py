@@ -21,6 +21,7 @@ from grpclib.config import Configuration
 from grpclib.encoding.base import CodecBase, StatusDetailsCodecBase
 from h2.connection import ConnectionState
 
+from protoc_gen_restmon.runtime.errors import ConfigError
 from protoc_gen_restmon.runtime.gateway.http import Headers, Scope
 from protoc_gen_restmon.runtime.specs import Cardinality, MethodSpec
 from protoc_gen_restmon.runtime.status import Code, RpcError, detail_json, status_details
@@ -144,7 +145,7 @@ def forwarded_names(names: Iterable[str]) -> frozenset[bytes]:
             or key.endswith("-bin")
             or key in RESERVED_KEYS
         ):
-            raise ValueError(f"forward_headers: {name!r} cannot be sent as gRPC metadata")
+            raise ConfigError(f"forward_headers: {name!r} cannot be sent as gRPC metadata")
         checked.add(key.encode("ascii"))
     return frozenset(checked)
 
@@ -207,7 +208,7 @@ class Target:
     def parse(cls, address: str) -> Target:
         host, separator, port = address.rpartition(":")
         if not separator or not host or not port.isdigit():
-            raise ValueError(f"upstream {address!r}: expected host:port")
+            raise ConfigError(f"upstream {address!r}: expected host:port")
         return cls(host.removeprefix("[").removesuffix("]"), int(port))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
+from protoc_gen_restmon.runtime.errors import ConfigError
 from protoc_gen_restmon.runtime.gateway.observe import CallInfo
 
 # Always callable without a key: load balancers and tooling must reach them.
@@ -36,12 +37,12 @@ class KeyPolicy:
         if entry.startswith("/"):
             service, _, method = entry[1:].partition("/")
             if not service or not method or "/" in method:
-                raise ValueError(f"require_keys: {entry!r} is not /package.Service/Method")
+                raise ConfigError(f"require_keys: {entry!r} is not /package.Service/Method")
             self._methods.add(entry)
         elif entry and "/" not in entry:
             self._services.add(entry)
         else:
-            raise ValueError(f"require_keys: {entry!r} is not package.Service")
+            raise ConfigError(f"require_keys: {entry!r} is not package.Service")
 
     def requires(self, service: str, path: str) -> bool:
         return service not in PUBLIC_SERVICES and (

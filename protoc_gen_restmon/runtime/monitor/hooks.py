@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
+from protoc_gen_restmon.runtime.errors import ConfigError
+
 if TYPE_CHECKING:  # only names for annotations: generated modules import this one
     from protoc_gen_restmon.runtime.gateway.observe import CallInfo
     from protoc_gen_restmon.runtime.monitor.model import ApiKey
@@ -63,4 +65,4 @@ def _generated_class(cls: type[ServiceMonitor]) -> type:
     for klass in cls.__mro__:
         if ServiceMonitor in klass.__bases__:
             return klass
-    raise TypeError(f"{cls.__name__} is not a generated service monitor")
+    raise ConfigError(f"{cls.__name__} is not a generated service monitor")

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta, timezone
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from protoc_gen_restmon.runtime.errors import ConfigError
 from protoc_gen_restmon.runtime.gateway.observe import CallInfo, Observation
 from protoc_gen_restmon.runtime.gateway.services import GeneratedPackage
 from protoc_gen_restmon.runtime.log_redaction import redact_header_logs
@@ -319,6 +320,6 @@ def _method_hooks(monitors: Iterable[ServiceMonitor]) -> dict[str, Hook]:
     for monitor in monitors:
         for path, hook in monitor.restmon_hooks().items():
             if path in found:
-                raise ValueError(f"Monitor(hooks=...): two hooks for {path}")
+                raise ConfigError(f"Monitor(hooks=...): two hooks for {path}")
             found[path] = hook
     return found

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from protoc_gen_restmon.runtime.monitor.model import Store, StoreError
 from protoc_gen_restmon.runtime.monitor.stores.sql import SqlStore
-from protoc_gen_restmon.runtime.monitor.stores.sqlite import SqliteBackend
+from protoc_gen_restmon.runtime.monitor.stores.sqlite import SqliteConnections
 
 __all__ = ["SqlStore", "StoreError", "open_store", "sqlite_path"]
 
@@ -32,12 +32,12 @@ def open_store(url: str) -> Store:
     """
     store: SqlStore
     if url.startswith("sqlite:"):
-        store = SqlStore(SqliteBackend(sqlite_path(url)))
+        store = SqlStore(SqliteConnections(sqlite_path(url)))
     elif url.startswith(_POSTGRES):
         # psycopg is imported only for PostgreSQL URLs (100 ms; the command line stays quick).
-        from protoc_gen_restmon.runtime.monitor.stores.postgres import PostgresBackend
+        from protoc_gen_restmon.runtime.monitor.stores.postgres import PostgresConnections
 
-        store = SqlStore(PostgresBackend(url))
+        store = SqlStore(PostgresConnections(url))
     else:
         raise StoreError(f"{url!r}: unknown store, expected sqlite:///… or postgresql://…")
     try:

@@ -25,7 +25,7 @@ from protoc_gen_restmon.runtime.monitor.model import (
     merge_calls,
 )
 from protoc_gen_restmon.runtime.monitor.stores import histogram, rollups
-from protoc_gen_restmon.runtime.monitor.stores.backend import Cursor, Dialect
+from protoc_gen_restmon.runtime.monitor.stores.connections import Cursor, Dialect
 from protoc_gen_restmon.runtime.monitor.stores.rows import (
     CALL_COLUMNS,
     MICROS_PER_MINUTE,

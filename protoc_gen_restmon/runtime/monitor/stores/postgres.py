@@ -1,4 +1,4 @@
-"""The PostgreSQL backend (psycopg 3): one connection per thread, reconnecting after failures."""
+"""PostgreSQL connections (psycopg 3): one connection per thread, reconnecting after failures."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import psycopg
 
 from protoc_gen_restmon.runtime.monitor.model import StoreError
-from protoc_gen_restmon.runtime.monitor.stores.backend import Cursor, Dialect
+from protoc_gen_restmon.runtime.monitor.stores.connections import Cursor, Dialect
 
 T = TypeVar("T")
 
@@ -62,7 +62,7 @@ class _QmarkCursor:
         return self._cur.fetchall()
 
 
-class PostgresBackend:
+class PostgresConnections:
     """A connection per thread, opened on first use. A connection that broke (server
     restarted, network cut) is dropped and the next call opens a new one; reads retry once
     on a fresh connection at once, so a restarted server is used again without reopening."""

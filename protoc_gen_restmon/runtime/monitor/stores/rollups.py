@@ -15,7 +15,7 @@ from typing import Any
 
 from protoc_gen_restmon.runtime.monitor.model import CallRecord, CallStatus
 from protoc_gen_restmon.runtime.monitor.stores import histogram
-from protoc_gen_restmon.runtime.monitor.stores.backend import Cursor, Dialect
+from protoc_gen_restmon.runtime.monitor.stores.connections import Cursor, Dialect
 from protoc_gen_restmon.runtime.monitor.stores.rows import MICROS_PER_MINUTE, to_micros
 
 SUMS = ("total", "finished", "successful", "timed", "duration_sum", *histogram.COLUMNS)

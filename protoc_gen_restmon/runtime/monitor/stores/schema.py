@@ -9,7 +9,7 @@ Append new migrations at the end; never edit one that has shipped.
 
 from __future__ import annotations
 
-from protoc_gen_restmon.runtime.monitor.stores.backend import Cursor, Dialect
+from protoc_gen_restmon.runtime.monitor.stores.connections import Cursor, Dialect
 from protoc_gen_restmon.runtime.monitor.stores.histogram import COLUMNS
 from protoc_gen_restmon.runtime.monitor.stores.rollups import TABLES
 

@@ -1,4 +1,4 @@
-"""`SqlStore`: the `Store` protocol over any `Backend` (SQLite or PostgreSQL), one SQL text."""
+"""`SqlStore`: the `Store` protocol over any `Connections` (SQLite or PostgreSQL), one SQL text."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from protoc_gen_restmon.runtime.monitor.model import (
     RequestQuery,
 )
 from protoc_gen_restmon.runtime.monitor.stores import calls, rollups
-from protoc_gen_restmon.runtime.monitor.stores.backend import Backend, Cursor
+from protoc_gen_restmon.runtime.monitor.stores.connections import Connections, Cursor
 from protoc_gen_restmon.runtime.monitor.stores.rows import (
     KEY_COLUMNS,
     TOKEN_COLUMNS,
@@ -38,32 +38,34 @@ def _now() -> datetime:
 
 
 class SqlStore:
-    """Thread-safe: the backend gives each thread its own connection."""
+    """Thread-safe: the connection source gives each thread its own connection."""
 
-    def __init__(self, backend: Backend) -> None:
-        self._backend = backend
-        self.url = backend.url
+    def __init__(self, connections: Connections) -> None:
+        self._connections = connections
+        self.url = connections.url
 
     def migrate(self) -> None:
-        self._backend.run(lambda cur: apply_migrations(cur, self._backend.dialect), write=True)
+        self._connections.run(
+            lambda cur: apply_migrations(cur, self._connections.dialect), write=True
+        )
 
     def close(self) -> None:
-        self._backend.close()
+        self._connections.close()
 
     def ping(self) -> None:
         self._read(lambda cur: cur.execute("SELECT 1"))
 
     def _read(self, work: Callable[[Cursor], T]) -> T:
-        return self._backend.run(work, write=False)
+        return self._connections.run(work, write=False)
 
     def _write(self, work: Callable[[Cursor], T]) -> T:
-        return self._backend.run(work, write=True)
+        return self._connections.run(work, write=True)
 
     # Calls.
 
     def write_batch(self, records: Sequence[CallRecord], key_uses: Sequence[KeyUse]) -> None:
         if records or key_uses:
-            dialect = self._backend.dialect
+            dialect = self._connections.dialect
             self._write(lambda cur: calls.write_batch(cur, dialect, records, key_uses))
 
     def requests(self, query: RequestQuery) -> Page:

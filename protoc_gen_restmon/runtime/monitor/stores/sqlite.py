@@ -1,4 +1,4 @@
-"""The SQLite backend: one database file in WAL mode, one connection per thread."""
+"""SQLite connections: one database file in WAL mode, one connection per thread."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from protoc_gen_restmon.runtime.monitor.model import StoreError
-from protoc_gen_restmon.runtime.monitor.stores.backend import Cursor, Dialect
+from protoc_gen_restmon.runtime.monitor.stores.connections import Cursor, Dialect
 
 T = TypeVar("T")
 
@@ -26,7 +26,7 @@ SQLITE = Dialect(
 BUSY_TIMEOUT_MS = 5_000
 
 
-class SqliteBackend:
+class SqliteConnections:
     """Each thread gets its own connection (WAL lets readers run beside the writer); writes
     take the write lock up front (BEGIN IMMEDIATE), so a batch never fails half-way on a
     lock upgrade. A locked database is waited for up to `busy_timeout_ms`."""

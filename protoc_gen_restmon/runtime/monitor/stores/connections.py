@@ -37,7 +37,7 @@ class Dialect:
         return template.format(id=self.id_column, bool=self.bool_type)
 
 
-class Backend(Protocol):
+class Connections(Protocol):
     """A connection source. `run` calls `work(cursor)` in one transaction and commits; any
     database failure comes out as `StoreError`. Reads (`write=False`) are retried once on a
     fresh connection when the old one broke (a restarted server); writes are not, because a
