@@ -39,6 +39,7 @@ from protoc_gen_restmon.runtime.gateway.http import (
     wants_event_stream,
 )
 from protoc_gen_restmon.runtime.gateway.observe import (
+    GRPC_TYPES,
     NO_OBSERVER,
     CallInfo,
     Observation,
@@ -58,7 +59,7 @@ from protoc_gen_restmon.runtime.jsoncodec.registry import DescriptorRegistry
 from protoc_gen_restmon.runtime.jsoncodec.write import field_to_json, to_json
 from protoc_gen_restmon.runtime.log_redaction import redact_header_logs
 from protoc_gen_restmon.runtime.router import RouteMatch, Router
-from protoc_gen_restmon.runtime.specs import Binding, Cardinality, ServiceSpec
+from protoc_gen_restmon.runtime.specs import Binding, ServiceSpec
 from protoc_gen_restmon.runtime.status import Code, RpcError
 from protoc_gen_restmon.runtime.transcode.request import TranscodeOptions, build_request
 
@@ -66,13 +67,6 @@ logger = logging.getLogger("protoc_gen_restmon.gateway")
 
 HTTP_BODY = "google.api.HttpBody"
 NDJSON_MEDIA_TYPES = frozenset({NDJSON.decode(), "application/jsonl"})
-# CallInfo.grpc_type: the words of grpc_server_handled_total's grpc_type label.
-GRPC_TYPES = {
-    Cardinality.UNARY_UNARY: "unary",
-    Cardinality.STREAM_UNARY: "client_stream",
-    Cardinality.UNARY_STREAM: "server_stream",
-    Cardinality.STREAM_STREAM: "bidi_stream",
-}
 
 
 @dataclass(frozen=True, slots=True)
