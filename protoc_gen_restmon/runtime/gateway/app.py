@@ -51,7 +51,7 @@ from protoc_gen_restmon.runtime.gateway.upstream import (
     RpcMethod,
     Target,
     Upstream,
-    build_context,
+    build_call_options,
     forwarded_names,
 )
 from protoc_gen_restmon.runtime.jsoncodec.options import JsonOptions
@@ -192,9 +192,9 @@ class Gateway:
                 observation.finish(code, message)
 
     async def _serve(self, call: _Call, exchange: Exchange, request_id: str) -> tuple[Code, str]:
-        context = build_context(call.scope, self.options.deadline, request_id, self._forward)
+        options = build_call_options(call.scope, self.options.deadline, request_id, self._forward)
         requests = self._requests(call, exchange.receive)
-        answer = await self.backend.call(call.method, requests, context)
+        answer = await self.backend.call(call.method, requests, options)
         return await self._respond(call, answer, exchange.send)
 
     async def _respond(self, call: _Call, answer: Answer, send: Send) -> tuple[Code, str]:
