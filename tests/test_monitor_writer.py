@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from protoc_gen_restmon.runtime.gateway.observe import CallInfo
-from protoc_gen_restmon.runtime.monitor.call import ENDED, TAKEN, MethodState, quick_taker
+from protoc_gen_restmon.runtime.monitor.call import MethodState, MonitoredCall
 from protoc_gen_restmon.runtime.monitor.model import (
     CallRecord,
     CallStatus,
@@ -375,20 +375,20 @@ def test_deferred_call_checked_for_a_key_is_described_before_it_runs(store: Stor
 def test_quick_calls_ending_while_the_writer_takes_them_are_never_left_pending(
     store: Store,
 ) -> None:
-    """QuickCalls (grpclib's hot path) follow the same two-flag protocol as MonitoredCall: the
-    loop's side is written out here as `grpclib_events._quick` does it."""
+    """grpclib's hot path inlines MonitoredCall.finish's side of the handshake: written out
+    here as `grpclib_events._quick` does it."""
     with monitor_on(store, flush_interval=0.0001) as monitor:
         state = monitor.method_state(INFO.service, INFO.method)
-        take = quick_taker(monitor, Describer())
+        describe = Describer()
         for _ in range(200):
-            calls = [[take, state, ("10.1.2.3:1", "a"), time.perf_counter(), None, None]]
-            calls += [list(calls[0]) for _ in range(2)]
+            arrival = ("10.1.2.3:1", "a")
+            calls = [MonitoredCall(state, arrival, describe, time.perf_counter()) for _ in range(3)]
             for call in calls:
                 monitor.writer.submit(call)
             time.sleep(0.0002)  # lets the writer take some of them while they run
             for call in calls:
-                call[ENDED] = (Code.NOT_FOUND, "gone", time.perf_counter())
-                if call[TAKEN] is not None:
+                call.ended = (Code.NOT_FOUND, "gone", time.perf_counter())
+                if call.taken:
                     monitor.writer.submit(call)
         assert monitor.writer.flush()
         statuses = stored_statuses(store)

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from protoc_gen_restmon.runtime.errors import ConfigError
 from protoc_gen_restmon.runtime.gateway.app import Gateway, GatewayOptions, UpstreamOptions
 from protoc_gen_restmon.runtime.gateway.observe import CallInfo
-from protoc_gen_restmon.runtime.gateway.upstream import Target, build_context, decode_timeout
+from protoc_gen_restmon.runtime.gateway.upstream import Target, build_call_options, decode_timeout
 from protoc_gen_restmon.runtime.status import Code, RpcError
 from tests.support.gateway_fixtures import (
     JSON,
@@ -310,7 +310,7 @@ HEADER_NAMES = st.one_of(
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(HEADER_NAMES, HEADER_TEXT), max_size=6))
-def test_build_context_sends_only_valid_metadata_or_refuses(
+def test_build_call_options_sends_only_valid_metadata_or_refuses(
     headers: list[tuple[str, str]],
 ) -> None:
     scope = {
@@ -318,12 +318,12 @@ def test_build_context_sends_only_valid_metadata_or_refuses(
         "client": ("127.0.0.1", 50000),
     }
     try:
-        context = build_context(scope, 30.0, "req-1", frozenset({b"cookie"}))
+        options = build_call_options(scope, 30.0, "req-1", frozenset({b"cookie"}))
     except RpcError as err:
         assert err.code == Code.INVALID_ARGUMENT and err.http_status == 400
         return
-    encode_metadata(context.metadata)  # grpclib's own check: raises on anything unsendable
-    for key, value in context.metadata:
+    encode_metadata(options.metadata)  # grpclib's own check: raises on anything unsendable
+    for key, value in options.metadata:
         assert "\r" not in key and "\n" not in key
         assert isinstance(value, bytes) or ("\r" not in value and "\n" not in value)
 

@@ -41,6 +41,7 @@ from protoc_gen_restmon.runtime.gateway.http import (
     wants_event_stream,
 )
 from protoc_gen_restmon.runtime.gateway.observe import (
+    GRPC_TYPES,
     NO_OBSERVER,
     CallInfo,
     Observation,
@@ -52,7 +53,7 @@ from protoc_gen_restmon.runtime.gateway.upstream import (
     RpcMethod,
     Target,
     Upstream,
-    build_context,
+    build_call_options,
     forwarded_names,
 )
 from protoc_gen_restmon.runtime.jsoncodec.options import JsonOptions
@@ -60,20 +61,13 @@ from protoc_gen_restmon.runtime.jsoncodec.registry import DescriptorRegistry
 from protoc_gen_restmon.runtime.jsoncodec.write import field_to_json, to_json
 from protoc_gen_restmon.runtime.log_redaction import redact_header_logs
 from protoc_gen_restmon.runtime.router import RouteMatch, Router
-from protoc_gen_restmon.runtime.specs import Binding, Cardinality, ServiceSpec
+from protoc_gen_restmon.runtime.specs import Binding, ServiceSpec
 from protoc_gen_restmon.runtime.status import Code, RpcError
 from protoc_gen_restmon.runtime.transcode.request import HTTP_BODY, TranscodeOptions, build_request
 
 logger = logging.getLogger("protoc_gen_restmon.gateway")
 
 NDJSON_MEDIA_TYPES = frozenset({NDJSON.decode(), "application/jsonl"})
-# CallInfo.grpc_type: the words of grpc_server_handled_total's grpc_type label.
-GRPC_TYPES = {
-    Cardinality.UNARY_UNARY: "unary",
-    Cardinality.STREAM_UNARY: "client_stream",
-    Cardinality.UNARY_STREAM: "server_stream",
-    Cardinality.STREAM_STREAM: "bidi_stream",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,11 +202,11 @@ class Gateway:
                 observation.finish(code, message)
 
     async def _serve(self, call: _Call, exchange: Exchange, request_id: str) -> tuple[Code, str]:
-        context = build_context(
+        options = build_call_options(
             call.scope, self.options.upstream.deadline, request_id, self._forward
         )
         requests = self._requests(call, exchange.receive)
-        answer = await self.backend.call(call.method, requests, context)
+        answer = await self.backend.call(call.method, requests, options)
         return await self._respond(call, answer, exchange.send)
 
     async def _respond(self, call: _Call, answer: Answer, send: Send) -> tuple[Code, str]:

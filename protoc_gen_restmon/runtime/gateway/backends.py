@@ -12,7 +12,7 @@ from google.protobuf.message import Message
 from protoc_gen_restmon.runtime.gateway.http import Headers
 from protoc_gen_restmon.runtime.gateway.services import ImplementedService
 from protoc_gen_restmon.runtime.gateway.upstream import (
-    CallContext,
+    CallOptions,
     RpcMethod,
     Upstream,
     from_grpc,
@@ -34,7 +34,7 @@ class Backend(Protocol):
     """Where the gateway sends a call: in-process implementations or an upstream gRPC server."""
 
     async def call(
-        self, method: RpcMethod, requests: AsyncIterator[Message], context: CallContext
+        self, method: RpcMethod, requests: AsyncIterator[Message], options: CallOptions
     ) -> Answer: ...
 
     def close(self) -> None: ...
@@ -79,7 +79,7 @@ class LocalAnswer:
 class LocalBackend:
     """Calls betterproto service implementations in process (upb <-> betterproto at the edge).
 
-    The call context is not used: handlers see neither metadata nor a deadline.
+    The call options are not used: handlers see neither metadata nor a deadline.
     """
 
     def __init__(self) -> None:
@@ -93,7 +93,7 @@ class LocalBackend:
             )
 
     async def call(
-        self, method: RpcMethod, requests: AsyncIterator[Message], context: CallContext
+        self, method: RpcMethod, requests: AsyncIterator[Message], options: CallOptions
     ) -> Answer:
         local = self.handlers[method.spec.grpc_path]
         try:
@@ -118,11 +118,11 @@ class UpstreamBackend:
         self.upstream = upstream
 
     async def call(
-        self, method: RpcMethod, requests: AsyncIterator[Message], context: CallContext
+        self, method: RpcMethod, requests: AsyncIterator[Message], options: CallOptions
     ) -> Answer:
         if not method.client_streaming:  # a bad request is a 400 before any connection
             requests = _one(await _only(requests))
-        return await self.upstream.call(method, requests, context)
+        return await self.upstream.call(method, requests, options)
 
     def close(self) -> None:
         self.upstream.close()

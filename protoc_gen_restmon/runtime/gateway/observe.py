@@ -10,7 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from protoc_gen_restmon.runtime.specs import Cardinality
 from protoc_gen_restmon.runtime.status import Code
+
+# CallInfo.grpc_type of each cardinality: the words of the grpc_type label of gRPC's server
+# metrics (go-grpc-prometheus's grpc_server_handled_total, …), which the monitor counts.
+GRPC_TYPES: dict[Cardinality, str] = {
+    Cardinality.UNARY_UNARY: "unary",
+    Cardinality.STREAM_UNARY: "client_stream",
+    Cardinality.UNARY_STREAM: "server_stream",
+    Cardinality.STREAM_STREAM: "bidi_stream",
+}
 
 
 @dataclass(slots=True)
@@ -31,7 +41,7 @@ class CallInfo:
     http_path: str = ""
     # Request metadata / headers, keys lower-case (x-api-key, authorization, …).
     metadata: tuple[tuple[str, str], ...] = ()
-    # unary | client_stream | server_stream | bidi_stream; "" when the observer knows the method.
+    # A word of GRPC_TYPES (unary, client_stream, …); "" when the observer knows the method.
     grpc_type: str = ""
 
     def get(self, key: str) -> str | None:

@@ -19,10 +19,10 @@ from google.protobuf.message import DecodeError, Message
 from grpclib.client import Channel, Stream
 from grpclib.config import Configuration
 from grpclib.encoding.base import CodecBase, StatusDetailsCodecBase
-from h2.connection import ConnectionState
 
 from protoc_gen_restmon.runtime.errors import ConfigError
 from protoc_gen_restmon.runtime.gateway.http import Headers, Scope
+from protoc_gen_restmon.runtime.grpclib_private import connect, keepalive, stale_connection
 from protoc_gen_restmon.runtime.specs import Cardinality, MethodSpec
 from protoc_gen_restmon.runtime.status import Code, RpcError, detail_json, status_details
 
@@ -84,20 +84,20 @@ class RpcMethod:
 
 
 @dataclass(frozen=True, slots=True)
-class CallContext:
+class CallOptions:
     """What an HTTP request adds to its call: metadata, and a timeout in seconds (or none)."""
 
     metadata: Metadata = ()
     timeout: float | None = None
 
 
-def build_context(
+def build_call_options(
     scope: Scope,
     default_timeout: float | None,
     request_id: str,
     forward: frozenset[bytes] = frozenset(),
-) -> CallContext:
-    """The call context of an HTTP request (http-transcoding.md §6).
+) -> CallOptions:
+    """The call options of an HTTP request (http-transcoding.md §6).
 
     `Authorization`, `X-Api-Key` and the headers named in `forward` (lower case) are forwarded
     under their own name, and `x-request-id` is the gateway's request id (the client's
@@ -130,7 +130,7 @@ def build_context(
         forwarded_for.append(_check_value(FORWARDED_FOR, str(client[0])))
     if forwarded_for:
         metadata.append((FORWARDED_FOR.decode(), ", ".join(forwarded_for)))
-    return CallContext(tuple(metadata), timeout)
+    return CallOptions(tuple(metadata), timeout)
 
 
 def forwarded_names(names: Iterable[str]) -> frozenset[bytes]:
@@ -261,7 +261,8 @@ class Upstream:
 
     A channel belongs to the event loop it was opened on; a call from another loop (a new
     `asyncio.run`) opens a fresh one. A connection the server closed (a restart, a GOAWAY) is
-    replaced before the next call (`_stale`); one that went silent is noticed by `keepalive`.
+    replaced before the next call (`stale_connection`); one that went silent is noticed by
+    `keepalive`.
 
     `tls`: None or False for plain HTTP/2; True for TLS with the system's CAs; an
     `ssl.SSLContext` for a private CA or a client certificate (its ALPN must offer `h2`).
@@ -286,7 +287,7 @@ class Upstream:
 
     async def channel(self) -> Channel:
         loop = asyncio.get_running_loop()
-        if self._channel is not None and self._loop is loop and _stale(self._channel):
+        if self._channel is not None and self._loop is loop and stale_connection(self._channel):
             self.close()
         if self._channel is None or self._loop is not loop:
             self._channel = Channel(
@@ -299,7 +300,7 @@ class Upstream:
             )
             self._loop = loop
         try:
-            await asyncio.wait_for(self._channel.__connect__(), self.connect_timeout)
+            await asyncio.wait_for(connect(self._channel), self.connect_timeout)
         except (OSError, asyncio.TimeoutError) as err:
             raise RpcError(
                 Code.UNAVAILABLE,
@@ -308,12 +309,12 @@ class Upstream:
         return self._channel
 
     async def call(
-        self, method: RpcMethod, requests: AsyncIterator[Message], context: CallContext
+        self, method: RpcMethod, requests: AsyncIterator[Message], options: CallOptions
     ) -> UpstreamCall:
         """Send every request message as it comes, and wait for the response's initial metadata.
 
         A failed call is never retried: it may have reached the server. A connection known to
-        be gone is replaced before the call starts (`_stale`).
+        be gone is replaced before the call starts (`stale_connection`).
         """
         channel = await self.channel()
         stream = channel.request(
@@ -321,8 +322,8 @@ class Upstream:
             CARDINALITY[method.spec.cardinality],
             bytes,
             bytes,
-            timeout=context.timeout,
-            metadata=context.metadata,
+            timeout=options.timeout,
+            metadata=options.metadata,
         )
         with translated_errors():
             try:
@@ -351,18 +352,13 @@ def keepalive_config(interval: float | None, timeout: float) -> Configuration:
     A server that vanished without closing its connections (a frozen host, a partition, a
     process stopped but still holding its sockets) sends no FIN and no GOAWAY: without pings,
     calls sent on its connection wait for their deadline. grpclib keeps these settings
-    underscored (experimental); servers limit pings (grpc-core answers frequent pings without
-    calls with GOAWAY `too_many_pings`, which only makes the gateway reconnect).
+    underscored (experimental: grpclib_private.keepalive); servers limit pings (grpc-core
+    answers frequent pings without calls with GOAWAY `too_many_pings`, which only makes the
+    gateway reconnect).
     """
     if interval is None:
         return Configuration()
-    return Configuration(
-        _keepalive_time=interval,
-        _keepalive_timeout=timeout,
-        _keepalive_permit_without_calls=True,
-        _http2_max_pings_without_data=0,
-        _http2_min_sent_ping_interval_without_data=interval,
-    )
+    return keepalive(interval, timeout)
 
 
 async def _abandon(stream: Stream[Any, Any], error: BaseException) -> None:
@@ -370,22 +366,6 @@ async def _abandon(stream: Stream[Any, Any], error: BaseException) -> None:
     the error, resets the HTTP/2 stream (the server sees its call cancelled). Told nothing, it
     would wait for the server to finish instead."""
     await stream.__aexit__(type(error), error, error.__traceback__)
-
-
-def _stale(channel: Channel) -> bool:
-    """Whether the channel's connection is known to be gone, though grpclib would reuse it.
-
-    grpclib reconnects only once `connection_lost` ran; a transport already closing, or an
-    HTTP/2 connection closed by a GOAWAY, is as dead and would take (and lose) the next call.
-    """
-    protocol = channel._protocol
-    if protocol is None or not channel._connected:
-        return False  # none yet, or one grpclib replaces by itself
-    connection = protocol.connection
-    return (
-        connection.is_closing()
-        or connection._connection.state_machine.state is ConnectionState.CLOSED
-    )
 
 
 def _reason(err: BaseException) -> str:

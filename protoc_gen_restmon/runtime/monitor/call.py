@@ -1,10 +1,12 @@
-"""One call being recorded (`MonitoredCall`) and what the monitor knows of its method.
+"""One call in flight (`MonitoredCall`), what the monitor knows of its method, and where it goes.
 
-The event loop builds a `MonitoredCall` in `Monitor.begin…` and finishes it; the writer thread
+The event loop builds a `MonitoredCall` when a call arrives and finishes it; the writer thread
 turns it into records. Everything that only the record needs is left to the writer thread: the
-call id, the datetimes, and, for callers that pass a `describe` function instead of a ready
-`CallInfo` (the grpclib observers), the CallInfo itself: formatting the peer and copying the
-metadata is the largest part of the monitor's per-call cost on the event loop.
+call id, the datetimes, and, for observers that pass the `describe` function of what they
+captured rather than a ready `CallInfo` (the grpclib ones), the CallInfo itself: formatting the
+peer and copying the metadata is the largest part of the monitor's per-call cost on the event
+loop. A call reaches its monitor only through the `CallSink` of its method: nothing here
+knows the `Monitor` (monitor.py), which builds both.
 """
 
 from __future__ import annotations
@@ -15,16 +17,26 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from protoc_gen_restmon.runtime.gateway.observe import CallInfo
+from protoc_gen_restmon.runtime.gateway.observe import CallInfo, Observation
 from protoc_gen_restmon.runtime.monitor.metrics import MethodSeries
-from protoc_gen_restmon.runtime.monitor.model import ApiKey, CallRecord, CallStatus
+from protoc_gen_restmon.runtime.monitor.model import ApiKey, CallRecord, CallStatus, LiveCall
 from protoc_gen_restmon.runtime.status import Code
 
 if TYPE_CHECKING:
     from protoc_gen_restmon.runtime.monitor.hooks import Hook
-    from protoc_gen_restmon.runtime.monitor.monitor import Monitor
+    from protoc_gen_restmon.runtime.monitor.writer import BatchWriter
+
+
+@dataclass(frozen=True, slots=True)
+class CallSink:
+    """All a call needs of its monitor: the writer's queue, the fault counter, and how the
+    client's address is worked out."""
+
+    submit: Callable[[LiveCall], bool]  # queue the call for the writer thread (again once ended)
+    fault: Callable[[str], None]  # an error inside the monitor: counted, logged
+    client_ip: Callable[[CallInfo], str] | None  # behind trusted proxies; None: the peer's
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +50,7 @@ class MethodState:
     requires_key: bool
     hook: Hook | None
     admits: bool  # whether calls are checked before they run (a key or a hook)
+    sink: CallSink  # where its calls go
 
 
 # Builds a call's CallInfo from what its observer captured when it arrived (`arrival`); called
@@ -46,63 +59,66 @@ class MethodState:
 Describe = Callable[[MethodState, Any], CallInfo]
 
 
+def given(state: MethodState, info: CallInfo) -> CallInfo:
+    """The `describe` of an observer that has the CallInfo ready: its arrival is the info."""
+    return info
+
+
 class MonitoredCall:
-    """One call being recorded: the Observation `begin` returns, and the `LiveCall` queued.
+    """One call in flight: the Observation a monitor's `begin…` returns, and the `LiveCall` its
+    writer thread takes, pending or final. Every observer's calls have this one shape.
 
-    The event loop writes it (`begin`, `finish`), the writer thread reads it (`record`). The
-    two agree without a lock, through the order of two flags under the GIL: `finish` notes the
-    outcome, sets `_ended`, then reads `_taken`; `record` sets `_taken`, then reads `_ended`.
-    Whichever comes second sees the other's flag, so a call that ended after the writer took
-    it as pending is always queued again for its final record."""
+    The event loop writes it (`__init__`, `finish`), the writer thread reads it (`record`). The
+    two agree without a lock, through the order of two fields under the GIL: when the call
+    ends, the loop sets `ended`, then reads `taken`; `record` sets `taken`, then reads `ended`.
+    Whichever comes second sees the other's field, so a call that ended after the writer took
+    it as pending is always queued again for its final record. grpclib's hot path
+    (`grpclib_events._quick`) does `finish`'s part inline, on the same two fields.
 
-    # Class-level defaults instead of __slots__: `__init__` stores only what every call has,
-    # five attributes instead of fourteen (the instance dict stays inline, CPython 3.11+).
-    _info: CallInfo | None = None
-    _client_ip: str | None = None
-    _call_id = ""  # drawn by the writer thread, with the first record
-    api_key: ApiKey | None = None
-    labels: tuple[tuple[str, str], ...] = ()
-    _ended = _taken = _final_written = False
-    # _code, _message and _elapsed are set by `finish`, `created` with the first record.
-    _code: Code
-    _message: str
-    _elapsed: float
-    created: datetime
+    Slotted: `__init__` stores every field either side reads, writer-only ones aside (the call
+    id and start time, drawn with the first record)."""
+
+    __slots__ = (
+        "_call_id",
+        "_client_ip",
+        "_final_written",
+        "_info",
+        "api_key",
+        "arrival",
+        "created",
+        "describe",
+        "ended",
+        "labels",
+        "started",
+        "state",
+        "taken",
+    )
 
     def __init__(
-        self,
-        monitor: Monitor,
-        state: MethodState,
-        info: CallInfo | None,
-        arrival: Any = None,
-        describe: Describe | None = None,
+        self, state: MethodState, arrival: Any, describe: Describe, started: float
     ) -> None:
-        self._started = time.perf_counter()  # the wall clock is read by the writer thread
-        self.monitor = monitor
         self.state = state
-        if info is not None:
-            self._info = info
-        self._arrival = arrival
-        self._describe = describe
-        state.series.start()
-
-    @classmethod
-    def taken(cls, monitor: Monitor, quick: list[Any], describe: Describe) -> MonitoredCall:
-        """The MonitoredCall of a QuickCall, built by the writer thread when it first takes it
-        (its metrics were counted by the event loop)."""
-        call = cls.__new__(cls)
-        call._started = quick[STARTED]
-        call.monitor, call.state = monitor, quick[STATE]
-        call._arrival, call._describe = quick[ARRIVAL], describe
-        return call
+        self.arrival = arrival  # `describe(state, arrival)` is its CallInfo
+        self.describe = describe
+        self.started = started  # perf_counter; the wall clock is read by the writer thread
+        # (code, message, perf_counter) once it ended; set by the loop, before it reads `taken`.
+        self.ended: tuple[Code, str, float] | None = None
+        self.taken = False  # set by the writer thread, before it reads `ended`
+        self._final_written = False
+        self._info: CallInfo | None = None
+        self._client_ip: str | None = None
+        self.api_key: ApiKey | None = None  # the accepted key (methods that need one)
+        self.labels: tuple[tuple[str, str], ...] = ()  # set by the method's hook
+        # drawn by the writer thread with the first record (`_draw_call_id`)
+        self._call_id: str
+        self.created: datetime
 
     @property
     def info(self) -> CallInfo:
         info = self._info
         if info is None:
-            assert self._describe is not None, "a MonitoredCall needs an info or a describe"
-            info = self._info = self._describe(self.state, self._arrival)
-            self._arrival = None
+            info = self._info = self.describe(self.state, self.arrival)
+            self.arrival = None
         return info
 
     @property
@@ -110,40 +126,44 @@ class MonitoredCall:
         """The peer's address, or the client a trusted proxy forwarded the call for."""
         found = self._client_ip
         if found is None:
-            resolve = self.monitor._client_ip
+            resolve = self.state.sink.client_ip
             info = self.info
             found = self._client_ip = info.client_ip if resolve is None else resolve(info)
         return found
 
     def finish(self, code: Code, message: str = "") -> None:
-        if self._ended:
+        if self.ended is not None:
             return
         try:
-            elapsed = time.perf_counter() - self._started
+            now = time.perf_counter()
             if code.__class__ is not Code:
                 code = Code(code)
-            self._code, self._message, self._elapsed = code, message, elapsed
-            self._ended = True
-            if self._taken:  # its pending record is written: queue it again for the final one
-                self.monitor.writer.submit(self)
-            self.state.series.finish(code, elapsed)
+            self.ended = (code, message, now)
+            if self.taken:  # its pending record is written: queue it again for the final one
+                self.state.sink.submit(self)
+            self.state.series.finish(code, now - self.started)
         except Exception:
-            self.monitor.fault("finish")
+            self.state.sink.fault("finish")
 
     def record(self) -> CallRecord | None:
+        """The record to write now: pending, or final once ended; None when the final one is
+        written already. Called by the writer thread only."""
         if self._final_written:
             return None
-        self._taken = True
-        if not self._ended:
+        if not self.taken:  # the first record: only this thread sets `taken`
+            self._draw_call_id()
+        self.taken = True
+        ended = self.ended
+        if ended is None:
             return self._record(CallStatus.PENDING, None, "", "")
         self._final_written = True
-        code = self._code
-        return self._record(CallStatus.of(code), self._elapsed * 1000.0, code.name, self._message)
+        code, message, at = ended
+        return self._record(CallStatus.of(code), (at - self.started) * 1000.0, code.name, message)
 
     def _record(
         self, status: CallStatus, duration_ms: float | None, code: str, message: str
     ) -> CallRecord:
-        call_id = self._call_id or self._draw_call_id()
+        call_id = self._call_id
         info, client_ip, key = self._described(), self._client_ip or "", self.api_key
         return CallRecord(
             call_id=call_id,
@@ -176,44 +196,34 @@ class MonitoredCall:
             self.client_ip  # noqa: B018 (resolves and keeps it)
             return self.info
         except Exception:
-            self.monitor.fault("describe")
             state = self.state
+            state.sink.fault("describe")
             self._info = CallInfo(state.service, state.method, "grpc", "")
             self._client_ip = ""
             return self._info
 
-    def _draw_call_id(self) -> str:
+    def _draw_call_id(self) -> None:
         """The call's id and start time, drawn with its first record (by the writer thread)."""
-        started_ago = time.perf_counter() - self._started
+        started_ago = time.perf_counter() - self.started
         self.created = datetime.fromtimestamp(time.time() - started_ago, timezone.utc)
         self._call_id = CALL_IDS.next()
-        return self._call_id
 
 
-# A QuickCall (model.py), as grpclib's observer queues a call of a method without a key check or
-# a hook: [taker, MethodState, arrival, started (perf_counter), ended, taken]. The event loop
-# sets `ended` to (code, message, perf_counter) when the call ends, then queues the list again
-# if `taken` is set; the writer thread sets `taken` (the MonitoredCall it builds from the list)
-# before it reads `ended`: the two flags of MonitoredCall, with the same argument.
-STATE, ARRIVAL, STARTED, ENDED, TAKEN = 1, 2, 3, 4, 5
-Taker = Callable[[list[Any]], "CallRecord | None"]
+class CallMonitor(Protocol):
+    """What a transport adapter (`grpclib_events`, `grpc_aio`) uses of the Monitor."""
 
+    echo_grpc_request_id: bool
+    writer: BatchWriter
 
-def quick_taker(monitor: Monitor, describe: Describe) -> Taker:
-    """The function the writer thread calls with a QuickCall: its record, pending or final."""
+    def add_method(self, path: str, grpc_type: str) -> None: ...
 
-    def take(quick: list[Any]) -> CallRecord | None:
-        call: MonitoredCall = quick[TAKEN]
-        if call is None:
-            call = quick[TAKEN] = MonitoredCall.taken(monitor, quick, describe)
-        ended = quick[ENDED]
-        if ended is not None and not call._ended:
-            code, message, at = ended
-            call._code, call._message, call._elapsed = code, message, at - quick[STARTED]
-            call._ended = True
-        return call.record()
+    def method_state(self, service: str, method: str, grpc_type: str = "") -> MethodState: ...
 
-    return take
+    def begin(self, info: CallInfo, grpc_type: str | None = None) -> Observation: ...
+
+    def begin_deferred(
+        self, state: MethodState, arrival: Any, describe: Describe
+    ) -> Observation: ...
 
 
 class _CallIds:

@@ -10,18 +10,21 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc  # type: ignore[import-untyped]
 import grpc.aio  # type: ignore[import-untyped]
 
-from protoc_gen_restmon.runtime.gateway.observe import CallInfo, Observation, given_request_id
-from protoc_gen_restmon.runtime.monitor.call import new_request_id
-from protoc_gen_restmon.runtime.monitor.monitor import cancelled_call
+from protoc_gen_restmon.runtime.gateway.observe import (
+    GRPC_TYPES,
+    CallInfo,
+    Observation,
+    given_request_id,
+)
+from protoc_gen_restmon.runtime.monitor.call import CallMonitor, new_request_id
+from protoc_gen_restmon.runtime.monitor.ending import failed_call
+from protoc_gen_restmon.runtime.specs import Cardinality
 from protoc_gen_restmon.runtime.status import Code, RpcError
-
-if TYPE_CHECKING:
-    from protoc_gen_restmon.runtime.monitor.monitor import Monitor
 
 Behaviour = Callable[[Any, grpc.aio.ServicerContext], Any]
 
@@ -29,7 +32,7 @@ STATUS_CODES: dict[int, grpc.StatusCode] = {code.value[0]: code for code in grpc
 
 
 class MonitorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    def __init__(self, monitor: Monitor) -> None:
+    def __init__(self, monitor: CallMonitor) -> None:
         self._monitor = monitor
         # path -> (the server's handler, our wrapper of it): servers return the same handler
         # object for every call of a method, so each is wrapped once.
@@ -52,16 +55,24 @@ class MonitorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return wrapped
 
 
+# (request streaming, response streaming) -> cardinality
+CARDINALITIES = {
+    (False, False): Cardinality.UNARY_UNARY,
+    (True, False): Cardinality.STREAM_UNARY,
+    (False, True): Cardinality.UNARY_STREAM,
+    (True, True): Cardinality.STREAM_STREAM,
+}
+
+
 def _grpc_type(handler: grpc.RpcMethodHandler) -> str:
-    if handler.request_streaming:
-        return "bidi_stream" if handler.response_streaming else "client_stream"
-    return "server_stream" if handler.response_streaming else "unary"
+    streaming = (bool(handler.request_streaming), bool(handler.response_streaming))
+    return GRPC_TYPES[CARDINALITIES[streaming]]
 
 
 class _Begin:
     """Begins one method's calls from their servicer context."""
 
-    def __init__(self, monitor: Monitor, path: str, grpc_type: str) -> None:
+    def __init__(self, monitor: CallMonitor, path: str, grpc_type: str) -> None:
         self.monitor = monitor
         self.service, _, self.method = path[1:].rpartition("/")
         self.grpc_type = grpc_type
@@ -198,11 +209,10 @@ def _set_status(context: grpc.aio.ServicerContext) -> tuple[Code, str]:
 
 
 def _failure(err: BaseException, context: grpc.aio.ServicerContext) -> tuple[Code, str]:
+    """The code and message of a call that raised `err`: the status `abort` sent, else as
+    `ending.failed_call` classifies it."""
     if isinstance(err, grpc.aio.AbortError):
         return _set_status(context)
-    if isinstance(err, asyncio.CancelledError):
-        if context.done():  # cancelled after `abort` sent its status: the client has that status
-            return _set_status(context)
-        return cancelled_call(context.time_remaining())
-    # grpc answers UNKNOWN with the exception's text; the record says the same.
-    return Code.UNKNOWN, f"{type(err).__name__}: {err}"
+    if isinstance(err, asyncio.CancelledError) and context.done():
+        return _set_status(context)  # cancelled after `abort` sent its status: the client has it
+    return failed_call(err, context.time_remaining())

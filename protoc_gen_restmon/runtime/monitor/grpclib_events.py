@@ -16,54 +16,47 @@ also replaces the monitored handler (such a listener bypasses every other wrappe
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from grpclib import GRPCError
-from grpclib.const import Cardinality as GrpclibCardinality
 from grpclib.const import Status
 from grpclib.events import RecvRequest, listen
 from grpclib.metadata import Deadline
 
-from protoc_gen_restmon.runtime.gateway.observe import CallInfo, given_request_id
-from protoc_gen_restmon.runtime.monitor.call import (
-    ENDED,
-    TAKEN,
-    MethodState,
-    new_request_id,
-    quick_taker,
+from protoc_gen_restmon.runtime.gateway.observe import GRPC_TYPES, CallInfo, given_request_id
+from protoc_gen_restmon.runtime.grpclib_private import (
+    Metadata,
+    MetadataLike,
+    MethodFunc,
+    method_table,
 )
+from protoc_gen_restmon.runtime.monitor.call import (
+    CallMonitor,
+    MethodState,
+    MonitoredCall,
+    new_request_id,
+)
+from protoc_gen_restmon.runtime.monitor.ending import failed_call
 from protoc_gen_restmon.runtime.monitor.metrics import FOLD_AT
-from protoc_gen_restmon.runtime.monitor.monitor import cancelled_call
+from protoc_gen_restmon.runtime.specs import Cardinality
 from protoc_gen_restmon.runtime.status import Code, RpcError
 
 if TYPE_CHECKING:
-    from grpclib._typing import IServerMethodFunc as MethodFunc
-    from grpclib.metadata import _Metadata, _MetadataLike
     from grpclib.server import Server, Stream
 
-    from protoc_gen_restmon.runtime.monitor.monitor import Monitor
 
-GRPC_TYPES: dict[GrpclibCardinality, str] = {
-    GrpclibCardinality.UNARY_UNARY: "unary",
-    GrpclibCardinality.STREAM_UNARY: "client_stream",
-    GrpclibCardinality.UNARY_STREAM: "server_stream",
-    GrpclibCardinality.STREAM_STREAM: "bidi_stream",
-}
-
-
-def attach(monitor: Monitor, server: Server, *, events: bool = False) -> None:
+def attach(monitor: CallMonitor, server: Server, *, events: bool = False) -> None:
     """Record every call `server` serves; refuse those the monitor refuses, before the handler.
 
     `events=False`: by wrapping the handlers; `events=True`: through a RecvRequest listener
     that puts the same wrapper around the handler it is given (see the module docstring)."""
-    mapping: dict[str, Any] = getattr(server, "_mapping", {})
+    mapping = method_table(server)
     states: dict[str, MethodState] = {}  # by "/pkg.Service/Method"
     wrapped: dict[MethodFunc, MethodFunc] = {}  # the server's handlers, monitored
     for path, handler in mapping.items():
-        grpc_type = GRPC_TYPES[handler.cardinality]
+        grpc_type = GRPC_TYPES[Cardinality[handler.cardinality.name]]  # grpclib's: same names
         monitor.add_method(path, grpc_type)
         states[path] = monitor.method_state(*_split(path), grpc_type)
         wrapped[handler.func] = wrap_handler(monitor, states[path], handler.func)
@@ -93,7 +86,7 @@ def _split(path: str) -> tuple[str, str]:
 # metadata (not changed once received), user agent, peer address and, when it is echoed, its
 # request id ("" otherwise: the writer thread works it out). The address is read then, not by the
 # writer thread: by then the connection may be closed, and its socket's number reused.
-Arrived = tuple["_Metadata | None", "str | None", "tuple[str, int] | None", str]
+Arrived = tuple["Metadata | None", "str | None", "tuple[str, int] | None", str]
 
 
 def arrive(stream: Stream[Any, Any]) -> Arrived:
@@ -118,7 +111,7 @@ def echo_request_id(stream: Stream[Any, Any], request_id: str) -> None:
     send = stream.send_trailing_metadata
 
     async def send_trailing_metadata(
-        *, metadata: _MetadataLike | None = None, **ending: Any
+        *, metadata: MetadataLike | None = None, **ending: Any
     ) -> None:
         await send(metadata=with_request_id(metadata, request_id), **ending)
 
@@ -126,7 +119,7 @@ def echo_request_id(stream: Stream[Any, Any], request_id: str) -> None:
     stream.send_trailing_metadata = send_trailing_metadata  # type: ignore[method-assign]
 
 
-def with_request_id(metadata: _MetadataLike | None, request_id: str) -> _MetadataLike:
+def with_request_id(metadata: MetadataLike | None, request_id: str) -> MetadataLike:
     """`metadata` and x-request-id, unless the handler set an x-request-id of its own."""
     if not metadata:
         return (("x-request-id", request_id),)
@@ -161,7 +154,7 @@ def _grpc_error(err: RpcError) -> GRPCError:
     return GRPCError(Status(int(err.code)), err.message)
 
 
-def wrap_handler(monitor: Monitor, state: MethodState, inner: MethodFunc) -> MethodFunc:
+def wrap_handler(monitor: CallMonitor, state: MethodState, inner: MethodFunc) -> MethodFunc:
     """`inner` observed: the handler `attach` puts in the server's method table (or, with
     `events=True`, in each RecvRequest event)."""
     if state.admits:
@@ -169,7 +162,7 @@ def wrap_handler(monitor: Monitor, state: MethodState, inner: MethodFunc) -> Met
     return _quick(monitor, state, inner)
 
 
-def _checked(monitor: Monitor, state: MethodState, inner: MethodFunc) -> MethodFunc:
+def _checked(monitor: CallMonitor, state: MethodState, inner: MethodFunc) -> MethodFunc:
     """A method with a key check or a hook: the call is begun (and may be refused) before
     `inner` runs, and finished with how `inner` ended."""
     begin = monitor.begin_deferred
@@ -192,21 +185,21 @@ def _checked(monitor: Monitor, state: MethodState, inner: MethodFunc) -> MethodF
     return monitored
 
 
-def _quick(monitor: Monitor, state: MethodState, inner: MethodFunc) -> MethodFunc:
+def _quick(monitor: CallMonitor, state: MethodState, inner: MethodFunc) -> MethodFunc:
     """Every other method: the same records and metrics as `_checked`, at a third of its cost
-    on the event loop (benchmarks/bench_monitor_overhead.py). The call is queued as a plain
-    list (a QuickCall, see call.py) with no Python call of ours: in a real server a
-    MonitoredCall's `__init__` and `finish` alone cost ~8 µs per call, cold as the code is
-    there. Both are `submit` and `MethodSeries.start`/`finish`, inlined."""
-    take = quick_taker(monitor, describe)
+    on the event loop (benchmarks/bench_monitor_overhead.py). The call is the same
+    MonitoredCall, queued with no other Python call of ours: in a real server `begin_deferred`
+    and `finish` alone cost ~8 µs per call, cold as the code is there. `finish`'s handshake,
+    `submit` and `MethodSeries.start`/`finish` are inlined."""
     writer, series, clock = monitor.writer, state.series, time.perf_counter
     records, events = writer.records, series.events
     arrival_of = arrive_echoing if monitor.echo_grpc_request_id else arrive
+    new_call = MonitoredCall
 
     async def monitored(stream: Stream[Any, Any]) -> None:
         arrival = arrival_of(stream)
         started = clock()
-        call: list[Any] = [take, state, arrival, started, None, None]
+        call = new_call(state, arrival, describe, started)
         events.append(None)  # started
         depth = len(records)
         if depth < writer.queue_size:
@@ -223,8 +216,8 @@ def _quick(monitor: Monitor, state: MethodState, inner: MethodFunc) -> MethodFun
             raise
         finally:
             ended = clock()
-            call[ENDED] = (code, message, ended)
-            if call[TAKEN] is not None:  # its pending record is written: queue it again
+            call.ended = (code, message, ended)  # MonitoredCall.finish's handshake
+            if call.taken:  # its pending record is written: queue it again
                 writer.submit(call)
             events.append((code, ended - started))  # handled
             if len(events) >= FOLD_AT:
@@ -234,14 +227,8 @@ def _quick(monitor: Monitor, state: MethodState, inner: MethodFunc) -> MethodFun
 
 
 def _ending(err: BaseException, deadline: Deadline | None) -> tuple[Code, str]:
-    """The code and message of a call that raised `err`."""
+    """The code and message of a call that raised `err`: its GRPCError's status, else as
+    `ending.failed_call` classifies it."""
     if isinstance(err, GRPCError):
         return Code(err.status.value), err.message or ""
-    if isinstance(err, asyncio.CancelledError):
-        return cancellation(deadline)
-    # grpclib answers UNKNOWN "Internal Server Error"; the record keeps the cause.
-    return Code.UNKNOWN, f"{type(err).__name__}: {err}"
-
-
-def cancellation(deadline: Deadline | None) -> tuple[Code, str]:
-    return cancelled_call(deadline.time_remaining() if deadline is not None else None)
+    return failed_call(err, deadline.time_remaining() if deadline is not None else None)

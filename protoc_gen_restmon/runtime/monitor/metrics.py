@@ -22,15 +22,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from protoc_gen_restmon.runtime.specs import Cardinality
 from protoc_gen_restmon.runtime.status import Code
-
-GRPC_TYPES: dict[Cardinality, str] = {
-    Cardinality.UNARY_UNARY: "unary",
-    Cardinality.STREAM_UNARY: "client_stream",
-    Cardinality.UNARY_STREAM: "server_stream",
-    Cardinality.STREAM_STREAM: "bidi_stream",
-}
 
 # prometheus_client's default histogram buckets, in seconds (+Inf is implied).
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)

@@ -84,11 +84,6 @@ class LiveCall(Protocol):
         ...
 
 
-# A call queued by a hot path as a plain list rather than an object (see grpclib_events):
-# its first item is the function that turns it into its record, called by the writer thread.
-QuickCall = list[Any]
-
-
 @dataclass(frozen=True, slots=True)
 class KeyUse:
     """One accepted API key use: the writer adds these to `request_count` atomically."""

@@ -7,7 +7,9 @@ REST gateway. Each call is begun (`begin`, which may refuse it) and finished exa
 The hot path does as little as it can: `begin` looks up what it knows of the method (metrics
 series, key requirement, hook; worked out on the method's first call), reads the clocks and
 queues the call itself (one `MonitoredCall`, see `call.py`) for the writer thread, which draws
-its id and builds its records; `finish` notes the outcome and counts the metrics. Observers
+its id and builds its records; `finish` notes the outcome and counts the metrics. A call knows
+the monitor only through its method's `CallSink`; the transport adapters (`grpclib_events`,
+`grpc_aio`) only through `call.CallMonitor`, and are imported when attached. Observers
 that know their methods in advance (the grpclib ones) take the method's state once
 (`method_state`) and call `begin_deferred`, which leaves building the CallInfo to the writer
 thread too, unless the call must be checked before it runs.
@@ -24,19 +26,21 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from protoc_gen_restmon.runtime.errors import ConfigError
-from protoc_gen_restmon.runtime.gateway.observe import CallInfo, Observation
+from protoc_gen_restmon.runtime.gateway.observe import GRPC_TYPES, CallInfo, Observation
 from protoc_gen_restmon.runtime.gateway.services import GeneratedPackage
 from protoc_gen_restmon.runtime.log_redaction import redact_header_logs
 from protoc_gen_restmon.runtime.monitor.access import KeyPolicy, TrustedProxies
 from protoc_gen_restmon.runtime.monitor.call import (
     UNRECORDED,
+    CallSink,
     Describe,
     MethodState,
     MonitoredCall,
+    given,
 )
 from protoc_gen_restmon.runtime.monitor.hooks import CallContext, Hook, ServiceMonitor
 from protoc_gen_restmon.runtime.monitor.keys import KeyRejected, KeyVerifier
-from protoc_gen_restmon.runtime.monitor.metrics import GRPC_TYPES, MonitorMetrics
+from protoc_gen_restmon.runtime.monitor.metrics import MonitorMetrics
 from protoc_gen_restmon.runtime.monitor.model import ApiKey, KeyUse, Store
 from protoc_gen_restmon.runtime.monitor.stores import open_store
 from protoc_gen_restmon.runtime.monitor.writer import BatchWriter
@@ -49,19 +53,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# A call cancelled this close (seconds) to its deadline ran out of time. A client gives up at
-# its deadline and resets the stream; the reset often reaches the server before the server's
-# own timer fires, which started later (when the request arrived) and may be late on a busy loop.
-DEADLINE_SLACK = 0.5
 FAULT_LOG_INTERVAL = 10.0  # seconds between two logged internal errors of the same kind
-
-
-def cancelled_call(time_remaining: float | None) -> tuple[Code, str]:
-    """Why a cancelled handler was cancelled: its deadline passed (the seconds it had left, None
-    without a deadline), or the client went away."""
-    if time_remaining is not None and time_remaining <= DEADLINE_SLACK:
-        return Code.DEADLINE_EXCEEDED, "deadline exceeded"
-    return Code.CANCELLED, "cancelled by the client"
 
 
 class Monitor:
@@ -98,7 +90,7 @@ class Monitor:
         self._policy = KeyPolicy(require_keys)
         proxies = TrustedProxies(trusted_proxies)
         # None without trusted proxies: the client is the peer, nothing to work out per call.
-        self._client_ip: Callable[[CallInfo], str] | None = proxies.client_ip if proxies else None
+        client_ip: Callable[[CallInfo], str] | None = proxies.client_ip if proxies else None
         self._hooks = _method_hooks(hooks)
         self.echo_grpc_request_id = echo_grpc_request_id
         redact_header_logs()  # the keys it checks travel in HTTP/2 headers
@@ -114,6 +106,7 @@ class Monitor:
             self.store = store
             self.store.migrate()
         self.writer = BatchWriter(self.store, queue_size=queue_size, retention=retention)
+        self._sink = CallSink(self.writer.submit, self.fault, client_ip)
         self.started_at = datetime.now(timezone.utc)
         self.internal_errors = 0
         self._keys = KeyVerifier(self.store, cache_seconds=key_cache_seconds)
@@ -160,7 +153,8 @@ class Monitor:
             state = self._methods.get((info.service, info.method))
             if state is None:
                 state = self.method_state(info.service, info.method, grpc_type or info.grpc_type)
-            call = MonitoredCall(self, state, info)
+            call = MonitoredCall(state, info, given, time.perf_counter())
+            state.series.start()
         except Exception:
             self.fault("begin")
             return UNRECORDED
@@ -171,7 +165,8 @@ class Monitor:
         `describe(state, arrival)`, built by the writer thread unless the call is checked
         before it runs (a key or a hook). `arrival` must not change while the call runs."""
         try:
-            call = MonitoredCall(self, state, None, arrival, describe)
+            call = MonitoredCall(state, arrival, describe, time.perf_counter())
+            state.series.start()
         except Exception:
             self.fault("begin")
             return UNRECORDED
@@ -212,6 +207,7 @@ class Monitor:
             requires_key=requires_key,
             hook=hook,
             admits=requires_key or hook is not None,
+            sink=self._sink,
         )
         return state
 

@@ -23,7 +23,6 @@ from protoc_gen_restmon.runtime.monitor.model import (
     CallRecord,
     KeyUse,
     LiveCall,
-    QuickCall,
     Store,
     fold_key_uses,
     merge_calls,
@@ -63,7 +62,7 @@ class BatchWriter:
         self.store_ok = True
         self.purged = 0
         # The queue of calls; a hot path may append to it itself, as `submit` does.
-        self.records: deque[CallRecord | LiveCall | QuickCall] = deque()
+        self.records: deque[CallRecord | LiveCall] = deque()
         self._uses: deque[KeyUse] = deque()
         self._drop_lock = threading.Lock()
         self._wake = threading.Event()
@@ -76,7 +75,7 @@ class BatchWriter:
 
     # The hot path: called on every RPC.
 
-    def submit(self, record: CallRecord | LiveCall | QuickCall) -> bool:
+    def submit(self, record: CallRecord | LiveCall) -> bool:
         """Queue a record or a live call; False (and counted in `dropped`) when the queue is
         full. Called once or twice per RPC: `_offer`, inlined."""
         depth = len(self.records)
@@ -202,17 +201,12 @@ class BatchWriter:
             self.last_error = f"purge: {type(error).__name__}: {error}"
 
 
-def _records(items: list[CallRecord | LiveCall | QuickCall]) -> list[CallRecord]:
+def _records(items: list[CallRecord | LiveCall]) -> list[CallRecord]:
     """The records of queued items; a live call queued again after its final record was
     written (it ended while the batch was being taken) has nothing more to write."""
     found = []
     for item in items:
-        if isinstance(item, CallRecord):
-            record: CallRecord | None = item
-        elif isinstance(item, list):
-            record = item[0](item)  # a QuickCall: its first item knows how to take it
-        else:
-            record = item.record()
+        record = item if isinstance(item, CallRecord) else item.record()
         if record is not None:
             found.append(record)
     return found
