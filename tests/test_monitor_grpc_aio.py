@@ -167,7 +167,7 @@ def test_grpc_aio_call_in_flight_is_pending_then_final(monitor: Monitor) -> None
         async with grpc_aio_server(monitor, echo) as channel:
             call = unary(channel)(b"gate")
             await asyncio.wait_for(echo.gate.entered.wait(), WAIT)
-            pending = only(await asyncio.to_thread(recorded, monitor))
+            pending = only(await asyncio.to_thread(recorded, monitor, settle=False))
             echo.gate.release.set()
             assert await call == b"echo:gate"
             return pending, only(await asyncio.to_thread(recorded, monitor))

@@ -221,17 +221,23 @@ def test_grpclib_call_in_flight_is_pending_then_final(
 ) -> None:
     service = controlled_bookstore(bookstore_pb)
 
+    running: tuple[int, bool] = (0, True)
+
     async def scenario() -> tuple[Any, Any]:
+        nonlocal running
         async with grpclib_server(monitor, service) as channel:
             stub = bookstore_pb.BookstoreServiceStub(channel)
             call = asyncio.create_task(stub.get_shelf(bookstore_pb.GetShelfRequest(shelf="gate")))
             await asyncio.wait_for(service.gate.entered.wait(), WAIT)
-            pending = only(await asyncio.to_thread(recorded, monitor))
+            pending = only(await asyncio.to_thread(recorded, monitor, settle=False))
+            running = monitor.in_flight(), await asyncio.to_thread(monitor.settle, 0.05)
             service.gate.release.set()
             await call
             return pending, only(await asyncio.to_thread(recorded, monitor))
 
     pending, final = asyncio.run(scenario())
+    assert running == (1, False)  # settle gives up while the call runs
+    assert monitor.in_flight() == 0
     assert (pending.status, pending.grpc_status_code, pending.duration_ms) == (
         CallStatus.PENDING,
         "",

@@ -80,7 +80,7 @@ class AdminStack:
         return asyncio.run(run())
 
     def flush(self) -> None:
-        assert self.monitor.writer.flush(WAIT) is not False, "the writer did not flush"
+        assert self.monitor.settle(WAIT), "calls still running, or the writer did not flush"
 
 
 @contextlib.contextmanager

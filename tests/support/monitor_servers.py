@@ -204,9 +204,13 @@ def uvicorn_server(app: Any, **options: Any) -> Iterator[str]:
 # --- Reading what the monitor stored ---
 
 
-def recorded(monitor: Monitor, method: str | None = None) -> list[CallRecord]:
-    """Every stored record (of `method`), oldest first, after writing what is queued."""
-    assert monitor.writer.flush(WAIT) is not False, "the writer did not flush in time"
+def recorded(
+    monitor: Monitor, method: str | None = None, *, settle: bool = True
+) -> list[CallRecord]:
+    """Every stored record (of `method`), oldest first, after writing what is queued; with
+    `settle`, once no call is in flight (a call finishes after its client has the answer)."""
+    written = monitor.settle(WAIT) if settle else monitor.writer.flush(WAIT)
+    assert written, "calls still running, or the writer did not flush in time"
     page = monitor.store.requests(RequestQuery(method=method, limit=1000))
     return sorted(page.results, key=lambda r: r.created_at)
 

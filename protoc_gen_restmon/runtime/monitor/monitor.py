@@ -281,6 +281,24 @@ class Monitor:
             "internal_errors": self.internal_errors,
         }
 
+    def in_flight(self) -> int:
+        """Calls begun and not yet finished. A call finishes after its last byte is sent, so a
+        client can hold the answer of a call that still counts here."""
+        running = 0
+        for series in self._metrics.all_series():
+            started, handled, _, _ = series.snapshot()
+            running += started - sum(handled.values())
+        return running
+
+    def settle(self, timeout: float = 10.0) -> bool:
+        """Wait until no call is in flight and every record is written; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while self.in_flight():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
+        return self.writer.flush(max(0.0, deadline - time.monotonic()))
+
     def uptime(self) -> timedelta:
         return datetime.now(timezone.utc) - self.started_at
 
