@@ -1,4 +1,4 @@
-"""The gateway end to end through ASGI: routing (http-transcoding.md §2) and query parameters (§3).
+"""The gateway end to end through ASGI: routing (docs/http-transcoding.md §2) and the query (§3).
 
 Every row is one HTTP request to a `Gateway` over the example Bookstore (protos/ generated for
 real, examples/bookstore.py with recording, tests/support/gateway_fixtures.py). A row names what the

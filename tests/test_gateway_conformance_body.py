@@ -1,4 +1,4 @@
-"""The gateway end to end through ASGI: the request body (http-transcoding.md §3).
+"""The gateway end to end through ASGI: the request body (docs/http-transcoding.md §3).
 
 Body fields and `body: "*"`, the path winning over the body, JSON errors, content types, the size
 limit, the PATCH update mask, and client streaming (one message per NDJSON line). Rows are read

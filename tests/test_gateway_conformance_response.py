@@ -1,4 +1,4 @@
-"""The gateway end to end through ASGI: writing responses (http-transcoding.md §4), errors (§5).
+"""The gateway end to end through ASGI: responses (docs/http-transcoding.md §4), errors (§5).
 
 Every row is one HTTP request to a `Gateway` over the example Bookstore (see
 test_gateway_conformance.py for routing and request building, tests/support/gateway_fixtures.py for

@@ -1,4 +1,5 @@
-"""Hypothesis against the gateway: no request, however broken, gets a 5xx (http-transcoding.md §5).
+"""Hypothesis against the gateway: no request, however broken, gets a 5xx
+(docs/http-transcoding.md §5).
 
 Random paths (percent junk, `..`, unicode, very long), query strings, headers (content types,
 Accept, request ids) and bodies (bytes, JSON, deeply nested JSON, NDJSON) go to a gateway over

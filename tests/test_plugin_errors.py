@@ -1,4 +1,4 @@
-"""Generation-time rejects (http-transcoding.md §1): file, line, method and cause of each."""
+"""Generation-time rejects (docs/http-transcoding.md §1): file, line, method and cause of each."""
 
 from __future__ import annotations
 

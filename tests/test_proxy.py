@@ -173,7 +173,7 @@ def test_decode_timeout_units(value: str, seconds: float) -> None:
     assert decode_timeout(value) == pytest.approx(seconds)
 
 
-# --- Headers and metadata (http-transcoding.md §6) ---
+# --- Headers and metadata (docs/http-transcoding.md §6) ---
 
 
 def test_proxy_forwards_headers_as_metadata(proxied: Served, upstream: RunningUpstream) -> None:

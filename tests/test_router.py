@@ -1,4 +1,4 @@
-"""Router: http-transcoding.md §2, one named row per rule (tables of routes, request, outcome)."""
+"""Router: docs/http-transcoding.md §2, one named row per rule (routes, request, outcome)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""build_request: the request body, JSON or google.api.HttpBody (http-transcoding.md §3)."""
+"""build_request: the request body, JSON or google.api.HttpBody (docs/http-transcoding.md §3)."""
 
 from __future__ import annotations
 

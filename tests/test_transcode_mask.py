@@ -1,4 +1,4 @@
-"""build_request: the PATCH update_mask filled from the body's keys (http-transcoding.md §3)."""
+"""build_request: PATCH's update_mask filled from the body's keys (docs/http-transcoding.md §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""build_request: path variables (http-transcoding.md §3)."""
+"""build_request: path variables (docs/http-transcoding.md §3)."""
 
 from __future__ import annotations
 

@@ -28,7 +28,8 @@ from protoc_gen_restmon.httprule.types import (
 #   FieldPath = IDENT { "." IDENT } ;
 #   Verb     = ":" LITERAL ;
 #
-# with LITERAL = 1*pchar (RFC 3986 §3.3, see types.py) and these decisions (http-transcoding.md §1):
+# with LITERAL = 1*pchar (RFC 3986 §3.3, see types.py) and these decisions
+# (docs/http-transcoding.md §1):
 # - "/" alone is the root template; otherwise every segment is non-empty and no "/" trails.
 # - The verb is the text after the last ":" of the last segment, outside braces; a ":" anywhere
 #   else is an ordinary pchar (`/v1/a:b/c`, `{x=a:b}`).

@@ -1,4 +1,5 @@
-"""HttpRules → validated, compiled bindings: every rule of http-transcoding.md §1 checked here."""
+"""HttpRules → validated, compiled bindings: every rule of docs/http-transcoding.md §1 is
+checked here."""
 
 from __future__ import annotations
 
@@ -162,7 +163,7 @@ def _rules_by_method(
 
 
 def _unbound_rule(site: MethodSite) -> SourcedRule:
-    """http-transcoding.md §7: `POST /<package>.<Service>/<Method>` with `body: "*"`."""
+    """docs/http-transcoding.md §7: `POST /<package>.<Service>/<Method>` with `body: "*"`."""
     rule = http_pb2.HttpRule(post=f"/{site.service_name}/{site.method.name}", body="*")
     return SourcedRule(rule, site.where, False)
 
@@ -320,7 +321,7 @@ def _segment(segment: Literal | Wildcard | DeepWildcard) -> Segment:
 
 
 def _check_duplicates(placed: list[tuple[Binding, Where]], problems: Problems, warn: bool) -> None:
-    """http-transcoding.md §1: same HTTP method and same shape (variable names ignored).
+    """docs/http-transcoding.md §1: same HTTP method and same shape (variable names ignored).
 
     An error by default. Real APIs have such pairs (googleapis' bigquery storage binds ReadRows
     and SplitReadStream to one shape), so `duplicate_routes=warn` lets them through with a

@@ -6,7 +6,7 @@ custom verb, then HTTP method. `Router.match(http_method, raw_path)` splits the 
 and walks the trie: no regex, and nothing allocated but the split path, a list of indexes and
 the captured values. Its cost depends on the path, not on how many routes the table holds.
 
-Matching (http-transcoding.md §2):
+Matching (docs/http-transcoding.md §2):
 
 - Specificity wins, never declaration order: at each URL segment a literal beats `*`, which
   beats `**`; a `**` first tries to take as few segments as possible, and a route that ends

@@ -1,4 +1,4 @@
-"""gRPC status codes, their HTTP statuses (http-transcoding.md §5), the runtime's error, and
+"""gRPC status codes, their HTTP statuses (docs/http-transcoding.md §5), the runtime's error, and
 google.rpc.Status details in proto3 JSON."""
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class Code(IntEnum):
     UNAUTHENTICATED = 16
 
 
-# http-transcoding.md §5. FAILED_PRECONDITION is 400 (not 412) and CANCELLED is 499, as
+# docs/http-transcoding.md §5. FAILED_PRECONDITION is 400 (not 412) and CANCELLED is 499, as
 # grpc-gateway and google.rpc.Code's own comments have it.
 HTTP_STATUS: dict[Code, int] = {
     Code.OK: 200,

@@ -1,6 +1,6 @@
 """Test helpers for the router: bindings from template strings, and a brute-force oracle.
 
-The oracle restates http-transcoding.md §2 without a trie: every alignment of every binding
+The oracle restates docs/http-transcoding.md §2 without a trie: every alignment of every binding
 with the path, ranked by the choice it makes at each template position (literal, then `*`,
 then `**` taking 0, 1, … segments; a route ending at the end of the path before a `**` taking
 nothing). The router must pick the binding whose best alignment ranks lowest.

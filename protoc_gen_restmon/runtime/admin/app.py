@@ -1,4 +1,4 @@
-"""The admin REST API (monitoring-api.md) as an ASGI app: routes and their handlers."""
+"""The admin REST API (docs/monitoring-api.md §4) as an ASGI app: routes and their handlers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The admin API's JSON shapes (monitoring-api.md): records, keys, times in UTC with `Z`."""
+"""The admin API's JSON shapes (docs/monitoring-api.md §4): records, keys, UTC times with `Z`."""
 
 from __future__ import annotations
 

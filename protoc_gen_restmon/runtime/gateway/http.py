@@ -126,7 +126,7 @@ def wants_event_stream(accept: str | None) -> bool:
 
 
 async def read_body(receive: Receive, limit: int) -> bytes:
-    """The whole request body; more than `limit` bytes is a 413 (http-transcoding.md §3)."""
+    """The whole request body; more than `limit` bytes is a 413 (docs/http-transcoding.md §3)."""
     chunks: list[bytes] = []
     size = 0
     while True:

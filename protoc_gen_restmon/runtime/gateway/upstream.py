@@ -1,4 +1,5 @@
-"""Calling a gRPC server with upb messages as raw bytes, and the §6 header/metadata mapping."""
+"""Calling a gRPC server with upb messages as raw bytes, and the header/metadata mapping
+(docs/http-transcoding.md §6)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from protoc_gen_restmon.runtime.grpclib_private import connect, keepalive, stale
 from protoc_gen_restmon.runtime.specs import Cardinality, MethodSpec
 from protoc_gen_restmon.runtime.status import Code, RpcError, detail_json, status_details
 
-# http-transcoding.md §6: headers forwarded under their own name, and the prefix that
+# docs/http-transcoding.md §6: headers forwarded under their own name, and the prefix that
 # forwards any other header as metadata (`Grpc-Metadata-Trace: x` -> `trace: x`).
 FORWARDED_HEADERS = frozenset({b"authorization", b"x-api-key"})
 METADATA_PREFIX = b"grpc-metadata-"
@@ -97,7 +98,7 @@ def build_call_options(
     request_id: str,
     forward: frozenset[bytes] = frozenset(),
 ) -> CallOptions:
-    """The call options of an HTTP request (http-transcoding.md §6).
+    """The call options of an HTTP request (docs/http-transcoding.md §6).
 
     `Authorization`, `X-Api-Key` and the headers named in `forward` (lower case) are forwarded
     under their own name, and `x-request-id` is the gateway's request id (the client's

@@ -1,4 +1,4 @@
-"""HTTP request → request message (http-transcoding.md §3), pure: no I/O.
+"""HTTP request → request message (docs/http-transcoding.md §3), pure: no I/O.
 
 - `request`: `build_request` — body first, then path variables, then query parameters;
 - `values`: URL text (path variables, query values) → field values.

@@ -1,7 +1,8 @@
 """(body, path variables, query string) -> the request message of one binding; pure, no I/O.
 
-http-transcoding.md §3. The body is decoded first, then the path variables are set (the URL wins
-a collision), then the query parameters fill the fields bound neither by the path nor by the body.
+docs/http-transcoding.md §3. The body is decoded first, then the path variables are set (the URL
+wins a collision), then the query parameters fill the fields bound neither by the path nor by the
+body.
 Every bad request raises `RpcError`; nothing else escapes for any input.
 
 Choices where the spec is silent:

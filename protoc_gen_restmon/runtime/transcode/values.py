@@ -1,7 +1,7 @@
 """URL text to field values: form-encoded query strings, and one string to one field value.
 
-Shared by path variables and query parameters (http-transcoding.md §3). A value is written the way
-the proto3 JSON mapping writes it inside a JSON string, without the quotes:
+Shared by path variables and query parameters (docs/http-transcoding.md §3). A value is written
+the way the proto3 JSON mapping writes it inside a JSON string, without the quotes:
 
     int32 / int64 / uint64 / sint… / fixed…   "-12", "18446744073709551615" (decimal, range-checked)
     double / float                            "1.5", "-2e-3", "NaN", "Infinity", "-Infinity"
