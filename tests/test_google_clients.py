@@ -477,8 +477,13 @@ def test_secret_create_get_delete(stack: Stack, project: str) -> None:
 
     assert stack.secrets.get_secret(name=created.name) == created
 
-    stack.secrets.delete_secret(name=created.name)
+    # The etag is a quoted string (`"1"`) in the query.
+    stack.secrets.delete_secret(request={"name": created.name, "etag": created.etag})
     assert created.name not in stack.secrets_fake.secrets
+    [deleted] = [
+        r for r in stack.secrets_fake.received if type(r).__name__ == "DeleteSecretRequest"
+    ]
+    assert deleted.etag == '"1"'
 
 
 @SYSTEM_PARAMETERS
@@ -529,6 +534,27 @@ def test_add_version_and_access_are_custom_verbs(stack: Stack, project: str) -> 
     assert latest.payload.data == b"\x00\xffbinary"
     oldest = stack.secrets.access_secret_version(name=first.name)
     assert (oldest.payload.data, oldest.payload.data_crc32c) == (b"123456789", 0xE3069283)
+
+
+@SYSTEM_PARAMETERS
+def test_secret_iam_policy(stack: Stack, project: str) -> None:
+    """The IAM methods of the service: POST `:setIamPolicy` with `body: "*"`, GET
+    `:getIamPolicy` with the nested `options.requestedPolicyVersion` in the query."""
+    secret = _new_secret(stack, project, "shared")
+    accessor = {"role": "roles/secretmanager.secretAccessor", "members": ["user:ada@example.com"]}
+    policy = stack.secrets.set_iam_policy(
+        request={"resource": secret.name, "policy": {"bindings": [accessor]}}
+    )
+    assert (policy.version, policy.etag) == (1, b"etag-1")
+
+    got = stack.secrets.get_iam_policy(
+        request={"resource": secret.name, "options": {"requested_policy_version": 3}}
+    )
+    assert [(b.role, list(b.members)) for b in got.bindings] == [
+        ("roles/secretmanager.secretAccessor", ["user:ada@example.com"])
+    ]
+    [asked] = [r for r in stack.secrets_fake.received if type(r).__name__ == "GetIamPolicyRequest"]
+    assert asked.options.requested_policy_version == 3
 
 
 @GOOGLE_ERRORS

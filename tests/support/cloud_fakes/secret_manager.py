@@ -2,8 +2,8 @@
 
 What the real service does that the client tests look at: secret ids checked, ALREADY_EXISTS /
 NOT_FOUND, `labels.<key>=<value>` and `name:<text>` filters with pages and a total size, update
-masks (AIP-134, required), versions numbered from 1 with the `latest` alias, and payloads checked
-against the CRC32C the client sends.
+masks (AIP-134, required), etags, versions numbered from 1 with the `latest` alias, payloads
+checked against the CRC32C the client sends, and the IAM policy of a secret.
 """
 
 from __future__ import annotations
@@ -35,11 +35,13 @@ def crc32c(data: bytes) -> int:
 def make_secret_manager(pb: ModuleType) -> Any:
     """A `SecretManagerServiceBase` instance with no secrets (`pb`: the generated package)."""
     empty = pb.betterproto_lib_google_protobuf.Empty
+    iam = pb.___iam_v1__  # the generated google.iam.v1, as betterproto imports it
 
     class SecretManager(pb.SecretManagerServiceBase):  # type: ignore[misc,name-defined]
         def __init__(self) -> None:
             self.secrets: dict[str, Any] = {}
             self.versions: dict[str, list[tuple[Any, Any]]] = {}  # secret -> (version, payload)
+            self.policies: dict[str, Any] = {}
             self.received: list[Any] = []
 
         async def create_secret(self, request: Any) -> Any:
@@ -115,6 +117,20 @@ def make_secret_manager(pb: ModuleType) -> Any:
         async def get_secret_version(self, request: Any) -> Any:
             self.received.append(request)
             return self._version(request.name)[0]
+
+        async def set_iam_policy(self, request: Any) -> Any:
+            self.received.append(request)
+            self._secret(request.resource)
+            policy = request.policy
+            policy.version = policy.version or 1
+            policy.etag = f"etag-{len(self.policies) + 1}".encode()
+            self.policies[request.resource] = policy
+            return policy
+
+        async def get_iam_policy(self, request: Any) -> Any:
+            self.received.append(request)
+            self._secret(request.resource)
+            return self.policies.get(request.resource) or iam.Policy(version=1)
 
         def _secret(self, name: str) -> Any:
             if name not in self.secrets:
