@@ -427,7 +427,7 @@ def test_tasks_errors_are_the_services(stack: Stack, project: str) -> None:
     with pytest.raises(exceptions.BadRequest) as bad_filter:
         list(stack.tasks.list_queues(request={"parent": parent, "filter": "color = blue"}))
     assert service_message(bad_filter.value) == (
-        "Invalid filter: cannot filter on 'color'; known: labels.<key>, state"
+        "Invalid filter: cannot filter on 'color'; known: state, labels.<key>"
     )
 
 
