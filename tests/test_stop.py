@@ -36,6 +36,7 @@ from tests.support.gateway_fixtures import GENERATED
 from tests.support.protoc_tools import EXAMPLE_FILES, PROTOS, REPO
 from tests.support.servers import free_port
 from tests.support.upstream_process import UpstreamProcess, package_root
+from tests.test_demo import read_token
 
 RESTMON = str(Path(sys.executable).with_name("restmon"))
 MARGIN = 5.0  # seconds a loaded machine may add to the grace before the process is gone
@@ -77,34 +78,56 @@ class Running:
     process: subprocess.Popen[str]
     base: str  # http://127.0.0.1:PORT
     grpc_port: int = 0  # the demo's gRPC port; 0 for restmon serve
+    token: str = ""  # the demo's admin token
+
+    def wait_in_flight(self, *request_ids: str) -> None:
+        """Until the demo's monitor has each call as `pending` (its admin API): the call
+        is running in the server, not just sent."""
+        url = f"{self.base}/api/grpc/monitor/requests/"
+        headers = {"Authorization": f"Bearer {self.token}"}
+        deadline = time.monotonic() + 10
+        while True:
+            answer = httpx.get(url, params={"limit": 1000}, headers=headers, timeout=5)
+            assert answer.status_code == 200, answer.text
+            pending = {
+                r["request_id"] for r in answer.json()["results"] if r["status"] == "pending"
+            }
+            if set(request_ids) <= pending:
+                return
+            assert time.monotonic() < deadline, f"not in flight: {set(request_ids) - pending}"
+            time.sleep(0.05)
 
     def stop(self, signum: int, within: float) -> float:
         """Send `signum`; the seconds until the process exited, which must be with status 0
         and without a traceback."""
         began = time.monotonic()
         self.process.send_signal(signum)
+        self.exited(within)
+        return time.monotonic() - began
+
+    def exited(self, within: float) -> None:
         try:
             _, stderr = self.process.communicate(timeout=within)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            raise AssertionError(f"still running {within} s after {signum}") from None
-        took = time.monotonic() - began
+            _, stderr = self.process.communicate()
+            raise AssertionError(f"still running {within} s after the signal: {stderr}") from None
         assert self.process.returncode == 0, stderr
         assert "Traceback" not in stderr, stderr
-        return took
 
 
 def start(command: list[str], base: str, grpc_port: int = 0) -> Running:
     process = subprocess.Popen(
-        command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
+    token = read_token(process) if grpc_port else ""
     deadline = time.monotonic() + 30
     while True:
         if process.poll() is not None:
             raise AssertionError(f"exited at start: {process.communicate()}")
         try:
             httpx.get(f"{base}/v1/shelves/fiction", headers={"x-request-id": PROBE}, timeout=1)
-            return Running(process, base, grpc_port)
+            return Running(process, base, grpc_port, token)
         except httpx.TransportError:
             if time.monotonic() > deadline:
                 process.kill()
@@ -297,6 +320,7 @@ def test_demo_finishes_calls_in_flight_and_records_all(
         calls.held_rest_import(running.base, "OK"),
         calls.held_grpc_import(bookstore_pb, running.grpc_port, "OK"),
     ]
+    running.wait_in_flight(*held)
     fast_rest(running.base, calls)
     asyncio.run(fast_grpc(bookstore_pb, running.grpc_port, calls))
     assert not any(rid in calls.outcomes for rid in held), "a held call ended too early"
@@ -317,6 +341,7 @@ def test_demo_cancels_calls_at_the_end_of_the_grace(
         calls.held_rest_import(running.base, "CANCELLED"),
         calls.held_grpc_import(bookstore_pb, running.grpc_port, "CANCELLED"),
     ]
+    running.wait_in_flight(*held)
     fast_rest(running.base, calls)
     asyncio.run(fast_grpc(bookstore_pb, running.grpc_port, calls))
     took = stop_and_check(running, calls, signal.SIGTERM, grace=1)
@@ -325,6 +350,49 @@ def test_demo_cancels_calls_at_the_end_of_the_grace(
     # grpclib sends no status for a call it cancels: the client sees the connection go.
     assert isinstance(calls.outcomes[held[1]], StreamTerminatedError)
     assert_every_call_recorded(store_url, calls)
+
+
+def test_demo_refuses_new_calls_then_a_second_signal_cancels_at_once(
+    demo_root: Path, bookstore_pb: ModuleType, tmp_path: Path
+) -> None:
+    """During the grace, a gRPC call on a connection still open gets UNAVAILABLE and a new
+    HTTP connection is refused; a second SIGTERM cancels the held calls long before the
+    grace (30 s) is over."""
+    db = f"sqlite:///{tmp_path / 'monitor.db'}"
+    running = start_demo(demo_root, db, grace=30)
+    calls = Calls()
+    running.wait_in_flight(
+        calls.held_rest_import(running.base, "CANCELLED"),
+        calls.held_grpc_import(bookstore_pb, running.grpc_port, "CANCELLED"),
+    )
+
+    async def on_one_connection() -> None:
+        channel = Channel("127.0.0.1", running.grpc_port)
+        stub = bookstore_pb.BookstoreServiceStub(channel)
+        try:
+            request_id = calls.new_id("grpc")
+            calls.expected[request_id] = "OK"
+            await stub.list_shelves(
+                bookstore_pb.ListShelvesRequest(), metadata={"x-request-id": request_id}
+            )
+            running.process.send_signal(signal.SIGTERM)
+            await asyncio.sleep(0.5)
+            with pytest.raises(GRPCError) as refused:
+                await stub.list_shelves(bookstore_pb.ListShelvesRequest())
+            assert refused.value.status.name == "UNAVAILABLE"
+            assert refused.value.message == "the server is shutting down"
+        finally:
+            channel.close()
+
+    asyncio.run(on_one_connection())
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{running.base}/v1/shelves")
+    began = time.monotonic()
+    running.process.send_signal(signal.SIGTERM)
+    running.exited(within=MARGIN)
+    assert time.monotonic() - began < MARGIN
+    calls.join()
+    assert_every_call_recorded(db, calls)  # the refused call is not among them
 
 
 # --- restmon serve ---

@@ -179,6 +179,9 @@ async def _stop_http(server: uvicorn.Server, serving: asyncio.Future[None], stop
     if not serving.done():
         for task in list(server.server_state.tasks):
             task.cancel()
+        # And no more waiting for connections: one whose request has no task yet (or that is
+        # slow to close) would otherwise hold uvicorn until the grace is over.
+        server.force_exit = True
         await serving
     serving.result()
     # uvicorn cancels the tasks still running at the end of the grace without waiting for
