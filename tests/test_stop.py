@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -458,3 +459,23 @@ def test_serve_cancels_calls_at_the_end_of_the_grace(
     assert 1 <= took < 1 + MARGIN
     upstream.wait_for(f"cancelled GetShelf {slow}")  # the upstream call was cancelled too
     assert_every_call_recorded(store_url, calls)
+
+
+def test_serve_on_a_port_in_use_exits_3_with_its_store_closed(
+    bookstore_pb: ModuleType, tmp_path: Path
+) -> None:
+    """uvicorn cannot start: its status (3) as `uvicorn.run` gave it, no traceback, and the
+    monitor opened before is closed all the same."""
+    db = tmp_path / "monitor.db"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        command = [RESTMON, "serve", "--upstream", "127.0.0.1:1", "--log-level", "warning"]
+        command += ["--package", GENERATED, "--path", package_root(bookstore_pb)]
+        command += ["--port", str(port), "--db", f"sqlite:///{db}"]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 3, done.stderr
+    assert "address already in use" in done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    assert db.is_file() and not Path(f"{db}-wal").exists()

@@ -129,13 +129,13 @@ async def serve_until_stopped(
         raise TypeError("serve_until_stopped: give uvicorn.Config the app, not its import path")
     app = http.app = StopAware(cast("App", http.app))
     server = QuietUvicorn(http)
-    try:
-        with stop.on_signals():
-            serving = asyncio.ensure_future(server.serve())
+    with stop.on_signals():  # till the end: a signal while the monitor drains changes nothing
+        try:
+            serving = asyncio.ensure_future(_uvicorn(server))
             await _first(stop.asked.wait(), serving)
             if serving.done():  # uvicorn ended by itself (failed to start): nothing to drain
-                serving.result()
-                return
+                failed = serving.result()
+                raise SystemExit(failed)  # after the finally below, as uvicorn.run would
             began = time.monotonic()
             app.stopping = True
             await asyncio.gather(
@@ -143,11 +143,21 @@ async def serve_until_stopped(
                 *(_stop_grpc(each, grace, stop) for each in grpc),
             )
             logger.info("servers stopped in %.2f s", time.monotonic() - began)
-    finally:
-        for each in grpc:  # servers that never got to stop (uvicorn failed): at once
-            await _close_grpc(each)
-        if monitor is not None:
-            await asyncio.to_thread(_drain, monitor)
+        finally:
+            for each in grpc:  # servers that never got to stop (uvicorn failed): at once
+                await _close_grpc(each)
+            if monitor is not None:
+                await asyncio.to_thread(_drain, monitor)
+
+
+async def _uvicorn(server: uvicorn.Server) -> int | str | None:
+    """`server.serve()`; the status uvicorn exits with when it cannot start (a port in use):
+    its SystemExit must not escape a task (asyncio would end the loop around us)."""
+    try:
+        await server.serve()
+    except SystemExit as failed:
+        return failed.code
+    return None
 
 
 def run(main: Coroutine[Any, Any, None]) -> None:
@@ -171,7 +181,7 @@ async def _first(*waits: Coroutine[Any, Any, Any] | asyncio.Future[Any]) -> None
             task.cancel()
 
 
-async def _stop_http(server: uvicorn.Server, serving: asyncio.Future[None], stop: Stop) -> None:
+async def _stop_http(server: uvicorn.Server, serving: asyncio.Future[Any], stop: Stop) -> None:
     """uvicorn's own graceful shutdown (`timeout_graceful_shutdown` is the grace), cut short by
     a second signal; then the request tasks it cancelled are given the time to end."""
     server.should_exit = True
@@ -180,10 +190,13 @@ async def _stop_http(server: uvicorn.Server, serving: asyncio.Future[None], stop
         for task in list(server.server_state.tasks):
             task.cancel()
         # And no more waiting for connections: one whose request has no task yet (or that is
-        # slow to close) would otherwise hold uvicorn until the grace is over.
+        # slow to close) would otherwise hold uvicorn until the grace is over. uvicorn then
+        # skips the lifespan shutdown too (the gateway's upstream channel stays open: the
+        # process is about to end).
         server.force_exit = True
         await serving
-    serving.result()
+    if serving.result() is not None:  # it exited while stopping: say so, as uvicorn.run would
+        raise SystemExit(serving.result())
     # uvicorn cancels the tasks still running at the end of the grace without waiting for
     # them: each must still record its call (CANCELLED) before the monitor closes.
     if server.server_state.tasks:
