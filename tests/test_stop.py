@@ -39,6 +39,8 @@ from tests.support.servers import free_port
 from tests.support.upstream_process import UpstreamProcess, package_root
 from tests.test_demo import read_token
 
+pytestmark = pytest.mark.slow  # real processes and real graces: seconds each
+
 RESTMON = str(Path(sys.executable).with_name("restmon"))
 MARGIN = 5.0  # seconds a loaded machine may add to the grace before the process is gone
 PROBE = "probe"  # the request id of the call that finds the server listening
