@@ -70,3 +70,12 @@ def test_a_call_still_running_is_cancelled(grace: float, hurry: bool) -> None:
         assert ended.value.code() in {grpc.StatusCode.CANCELLED, grpc.StatusCode.UNAVAILABLE}
 
     on_aio_server(scenario)
+
+
+def test_restmon_serve_and_the_demo_default_to_the_runtimes_grace() -> None:
+    """serve_cli keeps its own copy (importing the runtime would slow `restmon generate`)."""
+    from examples.serve import GRACE
+    from protoc_gen_restmon.runtime.serving import DEFAULT_GRACE
+    from protoc_gen_restmon.serve_cli import DEFAULT_GRACE as CLI_GRACE
+
+    assert CLI_GRACE == GRACE == DEFAULT_GRACE
