@@ -354,3 +354,10 @@ def test_serve_with_google_error_format(
             shelf = httpx.get(f"{base}/v1/shelves/fiction", params=GOOGLE_ALT)
             assert shelf.status_code == 200, shelf.text
             assert shelf.json()["theme"] == 1
+
+
+def test_a_bad_body_is_answered_before_a_bad_query(google: httpx.Client) -> None:
+    """Reading `$alt` does not change which error a request gets: the body's comes first."""
+    response = google.request("GET", "/v1/shelves/fiction?$alt=json&%zz", content=b"{}")
+    assert response.status_code == 400
+    assert "takes no request body" in google_error(response)["message"]

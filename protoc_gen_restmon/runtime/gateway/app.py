@@ -231,7 +231,11 @@ class Gateway:
         query = bytes(call.scope.get("query_string", b""))
         if self.options.json.enums_as_ints or not may_ask_enum_numbers(query):
             return self.options.json
-        if wants_enum_numbers(parse_query(query), call.method.request_upb.DESCRIPTOR):
+        try:
+            params = parse_query(query)
+        except RpcError:  # build_request answers it, after the body's own errors (§3's order)
+            return self.options.json
+        if wants_enum_numbers(params, call.method.request_upb.DESCRIPTOR):
             return self._enum_numbers_json
         return self.options.json
 
