@@ -19,6 +19,9 @@ if TYPE_CHECKING:  # the runtime is imported when serving only: `restmon generat
     from protoc_gen_restmon.runtime.monitor.monitor import Monitor
 
 DEFAULT_GRACE = 10.0  # runtime.serving.DEFAULT_GRACE, not imported: `restmon generate` stays quick
+# The gateway's error formats (runtime/gateway/http.py ERROR_FORMATS), here so that building the
+# parser does not import the runtime.
+ERROR_FORMATS = ("status", "google")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
@@ -78,7 +81,7 @@ def proxy_gateway(args: argparse.Namespace) -> tuple[App, Monitor | None]:
     gateway = Gateway(
         upstream=args.upstream,
         packages=packages,
-        options=GatewayOptions(upstream=upstream),
+        options=GatewayOptions(upstream=upstream, error_format=args.error_format),
         monitor=monitor,
     )
     if monitor is None:
@@ -191,6 +194,14 @@ def register(commands: Any) -> None:
         help="on SIGTERM or SIGINT, how long calls in flight may take before they are "
         "cancelled; then every record is written and the process exits 0; "
         f"default {DEFAULT_GRACE:g}",
+    )
+    serve.add_argument(
+        "--error-format",
+        default="status",
+        choices=ERROR_FORMATS,
+        help="error bodies: a google.rpc.Status (status, the default) or Google's AIP-193 "
+        '{"error": {"code", "message", "status", "details"}} (google), which Google\'s '
+        "generated REST clients read",
     )
     serve.add_argument("--root-path", default="", help="the path prefix a reverse proxy strips")
     serve.add_argument("--log-level", default="info", choices=LOG_LEVELS)
