@@ -1,5 +1,7 @@
 """`make demo`: the example bookstore over gRPC (grpclib, :50051) and REST (uvicorn, :8080), every
-call recorded by a Monitor (SQLite, OUTPUT_ROOT/restmon.db) and the admin API on the REST port.
+call recorded by a Monitor (SQLite, OUTPUT_ROOT/restmon.db, or --db URL) and the admin API on the
+REST port. SIGTERM or SIGINT stops it cleanly (runtime/serving.py): calls in flight get --grace
+seconds, every record is written, the store is closed, the exit status is 0.
 
 Usage: python -m examples.serve OUTPUT_ROOT   (the directory holding the generated `gen/`)
 """
@@ -16,10 +18,16 @@ import uvicorn
 from grpclib.server import Server
 
 from examples.bookstore import make_service
-from protoc_gen_restmon.runtime.admin import AdminApp, create_admin_token, with_admin
-from protoc_gen_restmon.runtime.gateway.app import Gateway
-from protoc_gen_restmon.runtime.monitor.model import Store
-from protoc_gen_restmon.runtime.monitor.monitor import Monitor
+from protoc_gen_restmon.runtime import (
+    AdminApp,
+    Gateway,
+    Monitor,
+    create_admin_token,
+    serve_until_stopped,
+    with_admin,
+)
+
+GRACE = 10.0  # seconds calls in flight get on SIGTERM/SIGINT (restmon serve's --grace default)
 
 CURLS = """\
 Try:
@@ -42,41 +50,37 @@ Admin API (every call above, over REST or gRPC, is recorded in {db}):
   curl -s localhost:{port}/cfg/grpc/proto-files/ -H "Authorization: Bearer $RESTMON_TOKEN"
   curl -s localhost:{port}/metrics -H "Authorization: Bearer $RESTMON_TOKEN"
 More tokens, a password for HTTP Basic, API keys: restmon admin --help, restmon keys --help
-(with --db sqlite:///{db}).
+(with --db {db}).
 """
 
 
-def demo_token(store: Store) -> str:
+def demo_token(monitor: Monitor) -> str:
     """A new admin token when the store has no active one; else a hint (tokens are shown once)."""
-    if any(token.is_active for token in store.admin_tokens()):
+    if any(token.is_active for token in monitor.store.admin_tokens()):
         return "<the token printed when this database was created>"
-    _, secret = create_admin_token(store, "demo")
+    _, secret = create_admin_token(monitor.store, "demo")
     return secret
 
 
-async def serve(root: str, host: str, grpc_port: int, http_port: int) -> None:
+async def serve(args: argparse.Namespace) -> None:
+    root, host, http_port = args.root, args.host, args.http_port
     sys.path.insert(0, root)
     pb = importlib.import_module("gen.bookstore.v1")
     service = make_service(pb)
-    db = Path(root).resolve() / "restmon.db"
-    monitor = Monitor(f"sqlite:///{db}", packages=[pb])
+    db = args.db or f"sqlite:///{Path(root).resolve() / 'restmon.db'}"
+    monitor = Monitor(db, packages=[pb])
     grpc_server = Server([service])
     monitor.attach(grpc_server)
-    await grpc_server.start(host, grpc_port)
+    await grpc_server.start(host, args.grpc_port)
     gateway = Gateway(services=[service], monitor=monitor)
     admin = AdminApp(monitor, packages=[pb], proto_dir=Path(root) / "protos")
-    print(f"gRPC on {host}:{grpc_port}, REST on http://{host}:{http_port}")
+    print(f"gRPC on {host}:{args.grpc_port}, REST on http://{host}:{http_port}")
     print(CURLS.format(port=http_port))
-    print(ADMIN.format(port=http_port, db=db, token=demo_token(monitor.store)), flush=True)
+    print(ADMIN.format(port=http_port, db=db, token=demo_token(monitor)), flush=True)
     config = uvicorn.Config(
         with_admin(gateway, admin), host=host, port=http_port, log_level="warning"
     )
-    try:
-        await uvicorn.Server(config).serve()
-    finally:
-        grpc_server.close()
-        await grpc_server.wait_closed()
-        await monitor.aclose()
+    await serve_until_stopped(config, grpc=[grpc_server], monitor=monitor, grace=args.grace)
 
 
 def main() -> None:
@@ -85,8 +89,14 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--grpc-port", type=int, default=50051)
     parser.add_argument("--http-port", type=int, default=8080)
-    args = parser.parse_args()
-    asyncio.run(serve(args.root, args.host, args.grpc_port, args.http_port))
+    parser.add_argument("--db", help="sqlite:///FILE or postgresql://…; default ROOT/restmon.db")
+    parser.add_argument(
+        "--grace",
+        type=float,
+        default=GRACE,
+        help=f"seconds calls in flight get on SIGTERM/SIGINT; default {GRACE:g}",
+    )
+    asyncio.run(serve(parser.parse_args()))
 
 
 if __name__ == "__main__":

@@ -15,10 +15,13 @@ from protoc_gen_restmon.runtime.errors import ConfigError
 from protoc_gen_restmon.runtime.specs import ROUTES_MODULE
 
 if TYPE_CHECKING:  # the runtime is imported when serving only: `restmon generate` stays quick
-    from protoc_gen_restmon.runtime.gateway.app import Gateway
-    from protoc_gen_restmon.runtime.gateway.http import App, Message, Receive, Scope, Send
+    from protoc_gen_restmon.runtime.gateway.http import App
     from protoc_gen_restmon.runtime.monitor.monitor import Monitor
 
+DEFAULT_GRACE = 10.0  # runtime.serving.DEFAULT_GRACE, not imported: `restmon generate` stays quick
+# The gateway's error formats (runtime/gateway/http.py ERROR_FORMATS), here so that building the
+# parser does not import the runtime.
+ERROR_FORMATS = ("status", "google")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
@@ -54,10 +57,11 @@ def generated_packages(name: str) -> list[str]:
     return found
 
 
-def proxy_gateway(args: argparse.Namespace) -> Gateway | ClosingMonitor:
+def proxy_gateway(args: argparse.Namespace) -> tuple[App, Monitor | None]:
     """The app `restmon serve` runs: the Gateway in proxy mode in front of `--upstream`;
-    with `--db`, every call recorded there and the admin API (`/api/grpc/…`, `/cfg/grpc/…`,
-    `/metrics`, behind admin credentials) served on the same port."""
+    with `--db`, every call recorded there (the monitor, returned to be closed once the
+    server has stopped) and the admin API (`/api/grpc/…`, `/cfg/grpc/…`, `/metrics`, behind
+    admin credentials) served on the same port."""
     from protoc_gen_restmon.runtime.gateway.app import Gateway, GatewayOptions, UpstreamOptions
     from protoc_gen_restmon.runtime.gateway.upstream import Target
 
@@ -77,15 +81,15 @@ def proxy_gateway(args: argparse.Namespace) -> Gateway | ClosingMonitor:
     gateway = Gateway(
         upstream=args.upstream,
         packages=packages,
-        options=GatewayOptions(upstream=upstream),
+        options=GatewayOptions(upstream=upstream, error_format=args.error_format),
         monitor=monitor,
     )
     if monitor is None:
-        return gateway
+        return gateway, None
     from protoc_gen_restmon.runtime.admin import AdminApp, with_admin
 
     admin = AdminApp(monitor, packages=packages, proto_dir=args.proto_dir)
-    return ClosingMonitor(with_admin(gateway, admin), monitor)
+    return with_admin(gateway, admin), monitor
 
 
 def upstream_tls(args: argparse.Namespace) -> bool | ssl.SSLContext:
@@ -114,44 +118,26 @@ def open_monitor(url: str, packages: list[str]) -> Monitor:
         raise UsageError(f"--db {url}: {err}") from err
 
 
-class ClosingMonitor:
-    """The gateway, with its monitor closed (queued records written) at lifespan shutdown:
-    uvicorn re-raises the signal that stopped it, so nothing runs after `uvicorn.run`."""
-
-    def __init__(self, app: App, monitor: Monitor) -> None:
-        self.app = app
-        self.monitor = monitor
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "lifespan":
-            await self.app(scope, receive, send)
-            return
-
-        async def receive_closing() -> Message:
-            message = await receive()
-            if message["type"] == "lifespan.shutdown":
-                await self.monitor.aclose()
-            return message
-
-        await self.app(scope, receive_closing, send)
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from protoc_gen_restmon.runtime.serving import run, serve_until_stopped
+
     try:
-        gateway = proxy_gateway(args)
+        app, monitor = proxy_gateway(args)
     except UsageError as err:
         print(f"restmon serve: {err}", file=sys.stderr)
         return 2
-    uvicorn.run(
-        gateway,
+    config = uvicorn.Config(
+        app,
         host=args.host,
         port=args.port,
         root_path=args.root_path,
         log_level=args.log_level,
         lifespan="on",
     )
+    # On SIGTERM/SIGINT: stop accepting, give calls --grace seconds, then close the monitor.
+    run(serve_until_stopped(config, monitor=monitor, grace=args.grace))
     return 0
 
 
@@ -199,6 +185,23 @@ def register(commands: Any) -> None:
         default=2.0,
         metavar="SECONDS",
         help="how long connecting to the upstream may take before a 503; default 2",
+    )
+    serve.add_argument(
+        "--grace",
+        type=float,
+        default=DEFAULT_GRACE,
+        metavar="SECONDS",
+        help="on SIGTERM or SIGINT, how long calls in flight may take before they are "
+        "cancelled; then every record is written and the process exits 0; "
+        f"default {DEFAULT_GRACE:g}",
+    )
+    serve.add_argument(
+        "--error-format",
+        default="status",
+        choices=ERROR_FORMATS,
+        help="error bodies: a google.rpc.Status (status, the default) or Google's AIP-193 "
+        '{"error": {"code", "message", "status", "details"}} (google), which Google\'s '
+        "generated REST clients read",
     )
     serve.add_argument("--root-path", default="", help="the path prefix a reverse proxy strips")
     serve.add_argument("--log-level", default="info", choices=LOG_LEVELS)

@@ -71,8 +71,8 @@ def run_server(command: list[str], cwd: Path, port: int) -> Iterator[str]:
         yield base
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=10)
-        # uvicorn shuts down, then re-raises the signal it caught: killed by SIGTERM, no trace.
-        assert process.returncode == -signal.SIGTERM, stderr
+        # A clean stop (runtime/serving.py; tests/test_stop.py has the calls in flight).
+        assert process.returncode == 0, stderr
         assert "Traceback" not in stderr, stderr
     finally:
         if process.poll() is None:

@@ -31,7 +31,9 @@ from protoc_gen_restmon.runtime.grpclib_private import (
     connect,
     keepalive,
     method_table,
+    running_calls,
     stale_connection,
+    stop_listening,
 )
 from protoc_gen_restmon.runtime.specs import Cardinality
 from tests.support.protoc_tools import REPO
@@ -156,6 +158,50 @@ def test_stale_connection_once_its_transport_is_closing() -> None:
                 await asyncio.sleep(0.01)
             assert not channel._connected  # connection_lost ran: grpclib replaces it itself
             assert stale_connection(channel) is False
+        finally:
+            channel.close()
+
+    on_health_server(scenario)
+
+
+def test_stop_listening_keeps_open_connections_serving() -> None:
+    """Server._server, the asyncio.Server start() made: closed, it takes no new connection,
+    while a connection already open still serves calls."""
+
+    async def scenario(server: Server) -> None:
+        port = port_of(server)
+        channel = Channel("127.0.0.1", port)
+        try:
+            await connect(channel)
+            stop_listening(server)
+            reply = await HealthStub(channel).Check(HealthCheckRequest())
+            assert reply.status == HealthCheckResponse.SERVING
+            with pytest.raises(OSError):
+                await asyncio.open_connection("127.0.0.1", port)
+        finally:
+            channel.close()
+
+    on_health_server(scenario)
+
+
+def test_running_calls_are_the_calls_in_flight() -> None:
+    """Server._handlers (one Handler per connection) and Handler._tasks (its calls' tasks)."""
+
+    async def scenario(server: Server) -> None:
+        channel = Channel("127.0.0.1", port_of(server))
+        try:
+            assert running_calls(server) == []
+            async with HealthStub(channel).Watch.open() as stream:
+                await stream.send_message(HealthCheckRequest(), end=True)
+                await stream.recv_message()  # SERVING; the call runs on, watching
+                calls = running_calls(server)
+                assert len(calls) == 1 and not calls[0].done()
+                await stream.cancel()
+            for _ in range(500):  # the handler's task ends from the loop, soon
+                if not running_calls(server):
+                    break
+                await asyncio.sleep(0.01)
+            assert running_calls(server) == []
         finally:
             channel.close()
 

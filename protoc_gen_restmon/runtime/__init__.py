@@ -9,7 +9,8 @@ the real classes (the imports under `TYPE_CHECKING`).
 Where things live: `gateway/` (the ASGI app, backends, upstream channel), `transcode/` (HTTP
 request → message), `router` (path matching), `jsoncodec/` (proto3 JSON), `status` (codes and
 errors), `monitor/` (recording calls, keys, stores, metrics), `admin/` (the admin REST API),
-`protofiles/` (descriptors printed back as `.proto`).
+`protofiles/` (descriptors printed back as `.proto`), `serving` (serving until SIGTERM/SIGINT, then
+a clean stop).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from protoc_gen_restmon.runtime.gateway.app import Gateway, GatewayOptions, UpstreamOptions
     from protoc_gen_restmon.runtime.jsoncodec.options import JsonOptions
     from protoc_gen_restmon.runtime.monitor.monitor import Monitor
+    from protoc_gen_restmon.runtime.serving import serve_until_stopped
     from protoc_gen_restmon.runtime.status import Code, RpcError
     from protoc_gen_restmon.runtime.transcode.request import TranscodeOptions
 
@@ -38,6 +40,7 @@ _EXPORTS = {
     "JsonOptions": "protoc_gen_restmon.runtime.jsoncodec.options",
     "Monitor": "protoc_gen_restmon.runtime.monitor.monitor",
     "RpcError": "protoc_gen_restmon.runtime.status",
+    "serve_until_stopped": "protoc_gen_restmon.runtime.serving",
     "TranscodeOptions": "protoc_gen_restmon.runtime.transcode.request",
     "UpstreamOptions": "protoc_gen_restmon.runtime.gateway.app",
     "with_admin": "protoc_gen_restmon.runtime.admin.mount",
@@ -55,6 +58,7 @@ __all__ = [
     "TranscodeOptions",
     "UpstreamOptions",
     "create_admin_token",
+    "serve_until_stopped",
     "with_admin",
 ]
 

@@ -7,6 +7,7 @@ grpclib: an upgrade that changes one fails there, loudly, before it breaks a ser
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -56,6 +57,32 @@ def method_table(server: Server) -> dict[str, Handler]:
             f" or a grpclib other than {GRPCLIB_VERSION} (see runtime/grpclib_private.py)"
         )
     return mapping
+
+
+# --- A server's listening socket and running calls (a graceful stop) ---
+
+
+def stop_listening(server: Server) -> None:
+    """Close the server's listening socket; its connections and their calls keep running.
+
+    `Server._server` (0.4.9): the asyncio.Server `start()` made (None before). No public way:
+    `Server.close()` also cancels every running call at once, with no grace."""
+    listener = server._server
+    if listener is None:
+        raise RuntimeError("the grpclib server was not started")
+    listener.close()
+
+
+def running_calls(server: Server) -> list[asyncio.Task[None]]:
+    """The handler tasks of the server's calls still running, on every connection.
+
+    `Server._handlers` (0.4.9: one grpclib Handler per connection) and `Handler._tasks` (its
+    running calls, stream -> task; done ones are swept lazily, hence the `done()` filter).
+    No public way: `Server.wait_closed()` waits for calls only once `close()` has cancelled
+    them, and from Python 3.12 on also for every client to close its connection."""
+    return [
+        task for handler in server._handlers for task in handler._tasks.values() if not task.done()
+    ]
 
 
 # --- A client channel's connection ---

@@ -41,6 +41,7 @@ import pytest
 from betterproto.casing import safe_snake_case
 from google.protobuf import json_format
 from google.protobuf.message import Message
+from google.rpc import error_details_pb2
 from grpclib import GRPCError
 from grpclib.const import Status
 
@@ -58,6 +59,18 @@ UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}
 
 # What a failing handler knows and a client must never see (FaultyBookstore, "crash").
 SECRET = "password=hunter2 in /srv/bookstore/db.py"
+
+# GetShelf("fail-details") fails INVALID_ARGUMENT with this message and these google.rpc details
+# (in process as GRPCError details, upstream as grpc-status-details-bin).
+DETAILED_FAILURE = "shelf id fail-details is not allowed"
+FAILURE_DETAILS = (
+    error_details_pb2.BadRequest(
+        field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(field="shelf", description="reserved id")
+        ]
+    ),
+    error_details_pb2.ErrorInfo(reason="SHELF_ID_RESERVED", domain="bookstore.example"),
+)
 
 
 # --- The generated example package ---
@@ -150,6 +163,8 @@ def make_test_service(pb: ModuleType) -> Any:
     Failures, chosen by the request:
     - `GET /v1/shelves/fail-<code>`: GetShelf fails with that gRPC code (a grpclib GRPCError);
       a code outside google.rpc.Code (`fail-99`) is raised as the runtime's own RpcError.
+    - `GET /v1/shelves/fail-details`: GetShelf fails INVALID_ARGUMENT with `DETAILED_FAILURE`
+      and `FAILURE_DETAILS`.
     - `GET /v1/shelves/crash`: GetShelf raises a plain exception whose text holds `SECRET`.
     - `GET /v1/shelves/void`: GetShelf returns None instead of a Shelf.
     - `GET /v1/shelves/<id>:watch` for an id in `STREAM_FAILURES`: WatchShelf sends one event,
@@ -164,6 +179,9 @@ def _faulty(pb: ModuleType) -> type:
 
     class FaultyBookstore(base):  # type: ignore[misc,valid-type]
         async def get_shelf(self, request: Any) -> Any:
+            if request.shelf == "fail-details":
+                status, details = Status.INVALID_ARGUMENT, list(FAILURE_DETAILS)
+                raise GRPCError(status, DETAILED_FAILURE, details=details)
             if request.shelf.startswith("fail-"):
                 code = int(request.shelf.removeprefix("fail-"))
                 message = f"injected failure with code {code}"

@@ -25,10 +25,17 @@ from typing import Any
 
 import grpc  # type: ignore[import-untyped]
 from betterproto.casing import safe_snake_case
+from google.rpc import status_pb2
 from grpclib import GRPCError
 
 from examples.bookstore_grpcio import make_servicer
-from tests.support.gateway_fixtures import SECRET, STREAM_FAILURES, Received
+from tests.support.gateway_fixtures import (
+    DETAILED_FAILURE,
+    FAILURE_DETAILS,
+    SECRET,
+    STREAM_FAILURES,
+    Received,
+)
 from tests.support.protoc_tools import EXAMPLE_FILES, PROTOS, protoc
 from tests.support.proxy_fixtures import ProxyBackend
 
@@ -79,6 +86,12 @@ def make_grpcio_test_servicer() -> Any:
 def _faulty(base: type) -> type:
     class FaultyBookstore(base):  # type: ignore[misc]
         async def GetShelf(self, request: Any, context: Any) -> Any:
+            if request.shelf == "fail-details":
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    DETAILED_FAILURE,
+                    trailing_metadata=(("grpc-status-details-bin", _details_bin()),),
+                )
             if request.shelf.startswith("fail-"):
                 code = int(request.shelf.removeprefix("fail-"))
                 message = f"injected failure with code {code}"
@@ -104,6 +117,14 @@ def _faulty(base: type) -> type:
             await context.abort(CODES[failure.status.value], failure.message)
 
     return FaultyBookstore
+
+
+def _details_bin() -> bytes:
+    """`FAILURE_DETAILS` in a serialized google.rpc.Status, as grpc-status-details-bin has it."""
+    status = status_pb2.Status(code=3, message=DETAILED_FAILURE)
+    for detail in FAILURE_DETAILS:
+        status.details.add().Pack(detail)
+    return status.SerializeToString()
 
 
 def _recording(cls: type) -> type:

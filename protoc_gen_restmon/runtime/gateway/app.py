@@ -7,7 +7,7 @@ import logging
 import ssl
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import Any
 
@@ -21,10 +21,12 @@ from protoc_gen_restmon.runtime.gateway.backends import (
     UpstreamBackend,
 )
 from protoc_gen_restmon.runtime.gateway.http import (
+    ERROR_FORMATS,
     EVENT_STREAM,
     JSON,
     NDJSON,
     ClientDisconnected,
+    ErrorFormat,
     Exchange,
     Headers,
     Receive,
@@ -37,7 +39,7 @@ from protoc_gen_restmon.runtime.gateway.http import (
     respond_error,
     serve_lifespan,
     start,
-    status_json,
+    stream_error_json,
     wants_event_stream,
 )
 from protoc_gen_restmon.runtime.gateway.observe import (
@@ -64,6 +66,8 @@ from protoc_gen_restmon.runtime.router import RouteMatch, Router
 from protoc_gen_restmon.runtime.specs import Binding, ServiceSpec
 from protoc_gen_restmon.runtime.status import Code, RpcError
 from protoc_gen_restmon.runtime.transcode.request import HTTP_BODY, TranscodeOptions, build_request
+from protoc_gen_restmon.runtime.transcode.system import may_ask_enum_numbers, wants_enum_numbers
+from protoc_gen_restmon.runtime.transcode.values import parse_query
 
 logger = logging.getLogger("protoc_gen_restmon.gateway")
 
@@ -94,6 +98,14 @@ class GatewayOptions:
     json: JsonOptions = field(default_factory=JsonOptions)
     transcode: TranscodeOptions = field(default_factory=TranscodeOptions)
     upstream: UpstreamOptions = field(default_factory=UpstreamOptions)  # proxy mode only
+    # Error bodies (every error response, and a stream's final error line): "status", a bare
+    # google.rpc.Status; "google", AIP-193's {"error": {"code", "message", "status", "details"}}.
+    error_format: ErrorFormat = "status"
+
+    def __post_init__(self) -> None:
+        if self.error_format not in ERROR_FORMATS:
+            choices = ", ".join(map(repr, ERROR_FORMATS))
+            raise ConfigError(f"error_format: {self.error_format!r} is not one of {choices}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +139,8 @@ class Gateway:
         monitor: Observer | None = None,
     ):
         self.options = options or GatewayOptions()
+        # What `$alt=json;enum-encoding=int` makes of the JSON options for one call.
+        self._enum_numbers_json = replace(self.options.json, enums_as_ints=True)
         redact_header_logs()  # a proxy forwards x-api-key and authorization over HTTP/2
         self.monitor: Observer = monitor if monitor is not None else NO_OBSERVER
         self._forward = forwarded_names(self.options.upstream.forward_headers)
@@ -187,7 +201,7 @@ class Gateway:
             code, message = await exchange.run(self._serve(call, exchange, request_id))
         except RpcError as err:
             code, message = err.code, err.message
-            await respond_error(exchange.send, err, headers)
+            await respond_error(exchange.send, err, headers, self.options.error_format)
         except ClientDisconnected:
             code, message = Code.CANCELLED, "the HTTP client went away"
         except asyncio.CancelledError:
@@ -196,7 +210,8 @@ class Gateway:
         except Exception:
             logger.exception("gateway error on %s %s", scope["method"], scope["path"])
             code, message = Code.INTERNAL, "internal error"
-            await respond_error(exchange.send, RpcError(Code.INTERNAL, "internal error"), headers)
+            internal = RpcError(Code.INTERNAL, "internal error")
+            await respond_error(exchange.send, internal, headers, self.options.error_format)
         finally:
             if observation is not None:
                 observation.finish(code, message)
@@ -205,16 +220,33 @@ class Gateway:
         options = build_call_options(
             call.scope, self.options.upstream.deadline, request_id, self._forward
         )
+        json_options = self._response_json(call)
         requests = self._requests(call, exchange.receive)
         answer = await self.backend.call(call.method, requests, options)
-        return await self._respond(call, answer, exchange.send)
+        return await self._respond(call, answer, exchange.send, json_options)
 
-    async def _respond(self, call: _Call, answer: Answer, send: Send) -> tuple[Code, str]:
+    def _response_json(self, call: _Call) -> JsonOptions:
+        """The gateway's JSON options, with enums as numbers when the query's system parameters
+        ask for it (`$alt=json;enum-encoding=int`, what Google's REST clients send)."""
+        query = bytes(call.scope.get("query_string", b""))
+        if self.options.json.enums_as_ints or not may_ask_enum_numbers(query):
+            return self.options.json
+        try:
+            params = parse_query(query)
+        except RpcError:  # build_request answers it, after the body's own errors (§3's order)
+            return self.options.json
+        if wants_enum_numbers(params, call.method.request_upb.DESCRIPTOR):
+            return self._enum_numbers_json
+        return self.options.json
+
+    async def _respond(
+        self, call: _Call, answer: Answer, send: Send, json_options: JsonOptions
+    ) -> tuple[Code, str]:
         """Send the answer; the call's final code and message (a stream may end in an error)."""
         try:
             if call.method.server_streaming:
-                return await self._stream(call, answer, send)
-            await self._unary(call, answer, send)
+                return await self._stream(call, answer, send, json_options)
+            await self._unary(call, answer, send, json_options)
             return Code.OK, ""
         finally:
             await answer.close()
@@ -246,7 +278,9 @@ class Gateway:
         )
         return message
 
-    async def _unary(self, call: _Call, answer: Answer, send: Send) -> None:
+    async def _unary(
+        self, call: _Call, answer: Answer, send: Send, json_options: JsonOptions
+    ) -> None:
         # Read to the end: an upstream reports its status after the message.
         messages = [message async for message in answer.messages()]
         if len(messages) != 1:
@@ -258,13 +292,17 @@ class Gateway:
             content_type = (body.content_type or "application/octet-stream").encode("latin-1")
             await respond(send, 200, body.data, headers, content_type)
             return
-        await respond(send, 200, self._json(message, call.match.binding), headers)
+        body = _json(message, call.match.binding, json_options)
+        await respond(send, 200, body, headers)
 
-    async def _stream(self, call: _Call, answer: Answer, send: Send) -> tuple[Code, str]:
+    async def _stream(
+        self, call: _Call, answer: Answer, send: Send, json_options: JsonOptions
+    ) -> tuple[Code, str]:
         """NDJSON `{"result": …}` lines, or Server-Sent Events when the client asks for them.
 
         An error before the first message is an ordinary error response with its HTTP status;
-        after it, a final `{"error": <Status>}` line ends the stream.
+        after it, a final `{"error": <Status>}` line ends the stream (in the gateway's error
+        format: AIP-193's body is itself `{"error": {…}}`).
         """
         iterator = answer.messages()
         item = await anext(iterator, None)
@@ -273,27 +311,27 @@ class Gateway:
         code, message = Code.OK, ""
         try:
             while item is not None:
-                await _send_chunk(
-                    send, b'{"result":' + self._json(item, call.match.binding) + b"}", sse
-                )
+                result = _json(item, call.match.binding, json_options)
+                await _send_chunk(send, b'{"result":' + result + b"}", sse)
                 item = await anext(iterator, None)
         except RpcError as error:
             code, message = error.code, error.message
-            body = status_json(code, message, list(error.details))
-            await _send_chunk(send, b'{"error":' + body + b"}", sse)
+            await _send_chunk(send, stream_error_json(error, self.options.error_format), sse)
         except ClientDisconnected:
             raise
         except Exception:
             logger.exception("stream failed on %s", call.scope["path"])
             code, message = Code.INTERNAL, "internal error"
-            await _send_chunk(send, b'{"error":' + status_json(code, message) + b"}", sse)
+            internal = RpcError(code, message)
+            await _send_chunk(send, stream_error_json(internal, self.options.error_format), sse)
         await send({"type": "http.response.body", "body": b""})
         return code, message
 
-    def _json(self, message: Any, binding: Binding) -> bytes:
-        if binding.response_body is None:
-            return to_json(message, self.options.json)
-        return field_to_json(message, binding.response_body.proto[0], self.options.json)
+
+def _json(message: Any, binding: Binding, options: JsonOptions) -> bytes:
+    if binding.response_body is None:
+        return to_json(message, options)
+    return field_to_json(message, binding.response_body.proto[0], options)
 
 
 async def _send_chunk(send: Send, payload: bytes, sse: bool) -> None:

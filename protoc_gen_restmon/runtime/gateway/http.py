@@ -7,9 +7,9 @@ import asyncio
 import json
 import urllib.parse
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
-from protoc_gen_restmon.runtime.status import Code, RpcError
+from protoc_gen_restmon.runtime.status import Code, RpcError, http_status_for
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -22,8 +22,19 @@ JSON = b"application/json"
 NDJSON = b"application/x-ndjson"
 EVENT_STREAM = b"text/event-stream"
 
+# How error bodies are written (http-transcoding.md §5): "status", a bare google.rpc.Status;
+# "google", AIP-193's `{"error": {"code": <HTTP status>, "message", "status", "details"}}`, which
+# Google's generated REST clients read (google-api-core's `format_http_response_error` takes
+# `error.message` and `error.details`; the exception class comes from the HTTP status).
+ErrorFormat = Literal["status", "google"]
+ERROR_FORMATS: tuple[ErrorFormat, ...] = ("status", "google")
+
 # Written when even the error body cannot be produced (grpc-gateway keeps the same fallback).
 FALLBACK_ERROR = b'{"code":13,"message":"failed to marshal error message","details":[]}'
+GOOGLE_FALLBACK_ERROR = (
+    b'{"error":{"code":500,"message":"failed to marshal error message",'
+    b'"status":"INTERNAL","details":[]}}'
+)
 
 
 T = TypeVar("T")
@@ -153,6 +164,49 @@ def status_json(code: int, message: str, details: list[Any] | None = None) -> by
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def google_error_json(
+    code: int, message: str, details: list[Any] | None = None, http_status: int | None = None
+) -> bytes:
+    """AIP-193: `{"error": {"code": 404, "message": …, "status": "NOT_FOUND", "details": […]}}`.
+
+    `code` is the gRPC code (its name is `status`; a code outside google.rpc.Code is UNKNOWN),
+    `http_status` the response's status (by default the one §5's table gives the code).
+    """
+    error = {
+        "code": http_status if http_status is not None else http_status_for(code),
+        "message": message,
+        "status": code_name(code),
+        "details": details or [],
+    }
+    return json.dumps({"error": error}, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def code_name(code: int) -> str:
+    """`5` -> "NOT_FOUND"; a code outside google.rpc.Code is "UNKNOWN"."""
+    try:
+        return Code(code).name
+    except ValueError:
+        return Code.UNKNOWN.name
+
+
+def error_json(error: RpcError, error_format: ErrorFormat = "status") -> bytes:
+    """The body of an error response, in `error_format`."""
+    details = list(error.details)
+    try:
+        if error_format == "google":
+            return google_error_json(error.code, error.message, details, error.http_status)
+        return status_json(error.code, error.message, details)
+    except (TypeError, ValueError):
+        return GOOGLE_FALLBACK_ERROR if error_format == "google" else FALLBACK_ERROR
+
+
+def stream_error_json(error: RpcError, error_format: ErrorFormat = "status") -> bytes:
+    """The final line of a stream that failed after its first message: `{"error": <Status>}`,
+    or the AIP-193 body, which already is `{"error": {…}}`."""
+    body = error_json(error, error_format)
+    return body if error_format == "google" else b'{"error":' + body + b"}"
+
+
 async def start(send: Send, status: int, content_type: bytes, headers: Headers) -> None:
     await send(
         {
@@ -170,15 +224,14 @@ async def respond(
     await send({"type": "http.response.body", "body": body})
 
 
-async def respond_error(send: Send, error: RpcError, headers: Headers) -> None:
+async def respond_error(
+    send: Send, error: RpcError, headers: Headers, error_format: ErrorFormat = "status"
+) -> None:
     extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in error.headers]
     challenged = any(k.lower() == b"www-authenticate" for k, _ in extra)
     if error.code == Code.UNAUTHENTICATED and not challenged:
         extra.append((b"www-authenticate", b'Bearer realm="restmon"'))
-    try:
-        body = status_json(error.code, error.message, list(error.details))
-    except (TypeError, ValueError):
-        body = FALLBACK_ERROR
+    body = error_json(error, error_format)
     await respond(send, error.http_status, body, [*headers, *extra])
 
 

@@ -1,5 +1,6 @@
 """HTTP request → request message (docs/http-transcoding.md §3), pure: no I/O.
 
 - `request`: `build_request` — body first, then path variables, then query parameters;
-- `values`: URL text (path variables, query values) → field values.
+- `values`: URL text (path variables, query values) → field values;
+- `system`: Google's system parameters (`$alt`, `key`, …): dropped, and `$alt`'s enum encoding.
 """

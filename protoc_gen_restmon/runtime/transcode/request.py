@@ -14,6 +14,8 @@ Choices where the spec is silent:
 - A query parameter naming a field bound by the path or the body is refused like an unknown
   one (400, or ignored with `ignore_unknown_query`).
 - A query parameter may not go into a well-known type (`publish_time.seconds`): those are values.
+- Google's system parameters (`$alt`, `$fields`, `key` where the request has no `key` field, …)
+  are dropped before anything else looks at the query (`system.is_system_parameter`).
 - PATCH: the mask is filled only when the mask field does not appear in the query at all; an
   explicit `?update_mask=` stays empty. The mask field is the top-level FieldMask named
   `update_mask`, or else the only top-level FieldMask.
@@ -34,6 +36,7 @@ from protoc_gen_restmon.runtime.jsoncodec.options import JsonOptions
 from protoc_gen_restmon.runtime.jsoncodec.read import JsonFieldError, json_path, merge_json
 from protoc_gen_restmon.runtime.specs import Binding, FieldPath
 from protoc_gen_restmon.runtime.status import Code, RpcError
+from protoc_gen_restmon.runtime.transcode.system import is_system_parameter
 from protoc_gen_restmon.runtime.transcode.values import (
     FIELD_MASK,
     add_value,
@@ -287,9 +290,11 @@ def set_query_params(
     params: tuple[tuple[str, str], ...],
     options: TranscodeOptions,
 ) -> frozenset[str]:
-    """Set every parameter; returns the top-level proto names the query touched."""
+    """Set every parameter but the system ones; returns the top-level proto names set."""
     state = QueryState(binding)
     for key, value in params:
+        if is_system_parameter(key, message.DESCRIPTOR):
+            continue
         try:
             set_query_param(message, state, key, value)
         except RefusedError as exc:
