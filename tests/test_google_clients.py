@@ -148,17 +148,7 @@ TASKS_FILES = [
 ]
 SECRETS_FILES = [f"google/cloud/secretmanager/v1/{n}.proto" for n in ("service", "resources")]
 
-# What is missing on this branch until the other branches land (each names its piece).
-SYSTEM_PARAMETERS = pytest.mark.xfail(
-    strict=True,
-    reason="needs `google` (issue 13 item 1): every request of these clients carries "
-    "`$alt=json;enum-encoding=int`, which the gateway answers with 400 unknown query parameter",
-)
-GOOGLE_ERRORS = pytest.mark.xfail(
-    strict=True,
-    reason="needs `google` (issue 13 item 2): no GatewayOptions(error_format='google'); with the "
-    "bare Status body the client raises the right class with 'unknown error' and no details",
-)
+# What is missing on this branch until the `rules` branch lands.
 MIXIN_RULES = pytest.mark.xfail(
     strict=True,
     reason="needs `rules` (issue 13 item 4): a service YAML rule for an annotated method "
@@ -256,7 +246,6 @@ def wire_status(error: exceptions.GoogleAPICallError) -> tuple[int, str]:
 # --- Cloud Tasks ---
 
 
-@SYSTEM_PARAMETERS
 def test_queue_create_get_delete(stack: Stack, project: str) -> None:
     parent = f"{project}/locations/europe-west1"
     queue = tasks_v2.Queue(
@@ -275,7 +264,6 @@ def test_queue_create_get_delete(stack: Stack, project: str) -> None:
     assert queue.name not in stack.tasks_fake.queues
 
 
-@SYSTEM_PARAMETERS
 def test_list_queues_pages_and_filter(stack: Stack, project: str) -> None:
     parent = f"{project}/locations/us-central1"
     for number in range(5):
@@ -299,7 +287,6 @@ def test_list_queues_pages_and_filter(stack: Stack, project: str) -> None:
     ]
 
 
-@SYSTEM_PARAMETERS
 def test_update_queue_with_a_mask(stack: Stack, project: str) -> None:
     parent = f"{project}/locations/europe-west1"
     name = f"{parent}/queues/reports"
@@ -322,7 +309,6 @@ def test_update_queue_with_a_mask(stack: Stack, project: str) -> None:
     assert received.update_mask.paths == ["rate_limits.max_dispatches_per_second"]
 
 
-@SYSTEM_PARAMETERS
 def test_pause_and_resume_are_custom_verbs(stack: Stack, project: str) -> None:
     parent = f"{project}/locations/europe-west1"
     name = f"{parent}/queues/nightly"
@@ -333,7 +319,6 @@ def test_pause_and_resume_are_custom_verbs(stack: Stack, project: str) -> None:
     assert stack.tasks.resume_queue(name=name).state == tasks_v2.Queue.State.RUNNING
 
 
-@SYSTEM_PARAMETERS
 def test_tasks_create_list_run_delete(stack: Stack, project: str) -> None:
     parent = f"{project}/locations/europe-west1"
     queue = f"{parent}/queues/hooks"
@@ -379,8 +364,6 @@ def test_tasks_create_list_run_delete(stack: Stack, project: str) -> None:
     assert [t.name for t in stack.tasks.list_tasks(parent=queue)] == [f"{queue}/tasks/t1"]
 
 
-@GOOGLE_ERRORS
-@SYSTEM_PARAMETERS
 def test_tasks_errors_are_the_services(stack: Stack, project: str) -> None:
     parent = f"{project}/locations/europe-west1"
     name = f"{parent}/queues/once"
@@ -432,7 +415,6 @@ def test_tasks_errors_are_the_services(stack: Stack, project: str) -> None:
 
 
 @MIXIN_RULES
-@SYSTEM_PARAMETERS
 def test_tasks_locations_mixin(stack: Stack, project: str) -> None:
     assert stack.tasks_api.yaml_refused is None, stack.tasks_api.yaml_refused
     location = stack.tasks.get_location(request={"name": f"{project}/locations/europe-west1"})
@@ -467,7 +449,6 @@ def _new_secret(stack: Stack, project: str, secret_id: str, **labels: str) -> An
     )
 
 
-@SYSTEM_PARAMETERS
 def test_secret_create_get_delete(stack: Stack, project: str) -> None:
     created = _new_secret(stack, project, "db-password", env="prod")
     assert created.name == f"{project}/secrets/db-password"
@@ -486,7 +467,6 @@ def test_secret_create_get_delete(stack: Stack, project: str) -> None:
     assert deleted.etag == '"1"'
 
 
-@SYSTEM_PARAMETERS
 def test_list_secrets_pages_and_filter(stack: Stack, project: str) -> None:
     for number in range(5):
         _new_secret(stack, project, f"s{number}", env="prod" if number != 2 else "dev")
@@ -502,7 +482,6 @@ def test_list_secrets_pages_and_filter(stack: Stack, project: str) -> None:
     assert [s.labels["env"] for s in named] == ["dev"]
 
 
-@SYSTEM_PARAMETERS
 def test_update_secret_with_a_mask(stack: Stack, project: str) -> None:
     created = _new_secret(stack, project, "api-key", env="prod", team="payments")
     changed = secretmanager_v1.Secret(
@@ -515,7 +494,6 @@ def test_update_secret_with_a_mask(stack: Stack, project: str) -> None:
     assert updated.etag != created.etag
 
 
-@SYSTEM_PARAMETERS
 def test_add_version_and_access_are_custom_verbs(stack: Stack, project: str) -> None:
     secret = _new_secret(stack, project, "token")
     # 0xE3069283: CRC-32C of "123456789", the check value of the CRC catalogues.
@@ -536,7 +514,6 @@ def test_add_version_and_access_are_custom_verbs(stack: Stack, project: str) -> 
     assert (oldest.payload.data, oldest.payload.data_crc32c) == (b"123456789", 0xE3069283)
 
 
-@SYSTEM_PARAMETERS
 def test_secret_iam_policy(stack: Stack, project: str) -> None:
     """The IAM methods of the service: POST `:setIamPolicy` with `body: "*"`, GET
     `:getIamPolicy` with the nested `options.requestedPolicyVersion` in the query."""
@@ -557,8 +534,6 @@ def test_secret_iam_policy(stack: Stack, project: str) -> None:
     assert asked.options.requested_policy_version == 3
 
 
-@GOOGLE_ERRORS
-@SYSTEM_PARAMETERS
 def test_secret_errors_are_the_services(stack: Stack, project: str) -> None:
     secret = _new_secret(stack, project, "only-once")
     with pytest.raises(exceptions.Conflict) as exists:
@@ -598,7 +573,6 @@ def test_secret_errors_are_the_services(stack: Stack, project: str) -> None:
 
 
 @MIXIN_RULES
-@SYSTEM_PARAMETERS
 def test_secret_manager_locations_mixin(stack: Stack, project: str) -> None:
     assert stack.secrets_api.yaml_refused is None, stack.secrets_api.yaml_refused
     location = stack.secrets.get_location(request={"name": f"{project}/locations/us-central1"})

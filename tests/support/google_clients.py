@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -25,15 +24,8 @@ from tests.support.servers import uvicorn_server
 
 MODES = ("in-process", "proxy")
 
-# Google's error format is a GatewayOptions field once the `google` branch has landed.
-GOOGLE_ERRORS = "error_format" in {f.name for f in dataclasses.fields(GatewayOptions)}
-
-
-def gateway_options() -> GatewayOptions:
-    """The defaults, but errors in Google's format (what google-api-core reads) where it exists."""
-    if GOOGLE_ERRORS:
-        return GatewayOptions(error_format="google")  # type: ignore[call-arg]
-    return GatewayOptions()
+# The defaults, but errors in Google's format (AIP-193), which google-api-core reads.
+OPTIONS = GatewayOptions(error_format="google")
 
 
 class Services:
@@ -49,13 +41,12 @@ class Services:
 @contextlib.contextmanager
 def served(api: GeneratedApi, fakes: Sequence[Any], mode: str) -> Iterator[str]:
     """The gateway's base URL, `http://127.0.0.1:PORT`, until the block ends."""
-    options = gateway_options()
     if mode == "in-process":
-        with uvicorn_server(Gateway(services=fakes, options=options)) as url:
+        with uvicorn_server(Gateway(services=fakes, options=OPTIONS)) as url:
             yield url
         return
     with running_upstream(Services(fakes), served_by=False) as upstream:
-        gateway = Gateway(upstream=upstream.address, packages=api.packages, options=options)
+        gateway = Gateway(upstream=upstream.address, packages=api.packages, options=OPTIONS)
         with uvicorn_server(gateway) as url:
             yield url
 
