@@ -11,6 +11,7 @@ service received.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from tests.support.cloud_fakes.cloud_tasks import make_cloud_tasks
 from tests.support.cloud_fakes.locations import make_locations
 from tests.support.cloud_fakes.secret_manager import make_secret_manager
 from tests.support.google_apis import CORPUS, GeneratedApi, generated_api
-from tests.support.google_clients import MODES, client_options, served
+from tests.support.google_clients import MODES, OPTIONS, client_options, served
 
 pytestmark = [
     pytest.mark.corpus,
@@ -155,6 +156,10 @@ MIXIN_RULES = pytest.mark.xfail(
     "(Locations) is refused, so the mixin routes under /v2 and /v1 do not exist",
 )
 
+FULLY_DECODE = pytest.mark.xfail(
+    strict=True,
+    reason="needs `rules` (issue 13 item 3): no GatewayOptions(fully_decode_reserved_expansion=…)",
+)
 
 # --- Generation (once per session) and servers (once per mode) ---
 
@@ -431,6 +436,37 @@ def test_tasks_locations_mixin(stack: Stack, project: str) -> None:
     assert rest.next_page_token == ""
     europe = stack.tasks.list_locations(request={"name": project, "filter": "labels.area=europe"})
     assert [loc.location_id for loc in europe.locations] == ["europe-west1", "europe-west4"]
+
+
+@FULLY_DECODE
+def test_domain_scoped_project(stack: Stack) -> None:
+    """Project ids may hold a colon (domain-scoped projects, `example.com:alpha`), which the
+    clients percent-encode inside multi-segment variables (`{parent=projects/*/locations/*}`).
+
+    By default the gateway keeps the escapes of reserved characters there (RFC 6570 reserved
+    expansion, docs/http-transcoding.md §2) and googleapis' YAML does not set
+    `fully_decode_reserved_expansion`, so the service sees `example.com%3Aalpha`; the gateway
+    option turns full decoding on for every route.
+    """
+    parent = "projects/example.com:alpha/locations/us-central1"
+    queue = tasks_v2.Queue(name=f"{parent}/queues/mail")
+    with pytest.raises(exceptions.BadRequest) as kept:
+        stack.tasks.create_queue(parent=parent, queue=queue)
+    assert "projects/example.com%3Aalpha/locations/us-central1" in service_message(kept.value)
+
+    fake = make_cloud_tasks(stack.tasks_api.service)
+    fakes = [fake, make_locations(stack.tasks_api.locations)]
+    options = dataclasses.replace(OPTIONS, fully_decode_reserved_expansion=True)
+    with served(stack.tasks_api, fakes, stack.mode, options) as url:
+        client = tasks_v2.CloudTasksClient(**client_options(url))
+        created = client.create_queue(parent=parent, queue=queue)
+        assert client.get_queue(name=created.name).name == f"{parent}/queues/mail"
+        client.pause_queue(name=created.name)  # a custom verb after the decoded colon
+    assert [(type(r).__name__, getattr(r, "parent", None) or r.name) for r in fake.received] == [
+        ("CreateQueueRequest", parent),
+        ("GetQueueRequest", f"{parent}/queues/mail"),
+        ("PauseQueueRequest", f"{parent}/queues/mail"),
+    ]
 
 
 # --- Secret Manager ---

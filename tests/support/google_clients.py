@@ -39,14 +39,16 @@ class Services:
 
 
 @contextlib.contextmanager
-def served(api: GeneratedApi, fakes: Sequence[Any], mode: str) -> Iterator[str]:
+def served(
+    api: GeneratedApi, fakes: Sequence[Any], mode: str, options: GatewayOptions = OPTIONS
+) -> Iterator[str]:
     """The gateway's base URL, `http://127.0.0.1:PORT`, until the block ends."""
     if mode == "in-process":
-        with uvicorn_server(Gateway(services=fakes, options=OPTIONS)) as url:
+        with uvicorn_server(Gateway(services=fakes, options=options)) as url:
             yield url
         return
     with running_upstream(Services(fakes), served_by=False) as upstream:
-        gateway = Gateway(upstream=upstream.address, packages=api.packages, options=OPTIONS)
+        gateway = Gateway(upstream=upstream.address, packages=api.packages, options=options)
         with uvicorn_server(gateway) as url:
             yield url
 
