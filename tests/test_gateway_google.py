@@ -1,6 +1,6 @@
 """What Google's generated REST clients need from the gateway, over real HTTP, on every backend.
 
-- System parameters (http-transcoding.md §3): `$alt=json;enum-encoding=int` on every request
+- System parameters (docs/http-transcoding.md §3): `$alt=json;enum-encoding=int` on every request
   makes that response write enum numbers (unary, streaming, `response_body`), `$`-keys and the
   documented names without `$` never are a 400, a field named `key` still gets its value.
 - Error bodies (§5) in both formats, `GatewayOptions(error_format="status" | "google")`: the

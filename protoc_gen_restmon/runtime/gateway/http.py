@@ -22,7 +22,7 @@ JSON = b"application/json"
 NDJSON = b"application/x-ndjson"
 EVENT_STREAM = b"text/event-stream"
 
-# How error bodies are written (http-transcoding.md §5): "status", a bare google.rpc.Status;
+# How error bodies are written (docs/http-transcoding.md §5): "status", a bare google.rpc.Status;
 # "google", AIP-193's `{"error": {"code": <HTTP status>, "message", "status", "details"}}`, which
 # Google's generated REST clients read (google-api-core's `format_http_response_error` takes
 # `error.message` and `error.details`; the exception class comes from the HTTP status).

@@ -1,6 +1,6 @@
 """Google's system parameters in a query string: which keys are no field, and what `$alt` asks.
 
-http-transcoding.md §3. Google's generated REST clients send `$alt=json;enum-encoding=int` with
+docs/http-transcoding.md §3. Google's generated REST clients send `$alt=json;enum-encoding=int` with
 every request; other clients send the documented parameters without the `$`. Rules:
 
 - a key that starts with `$` (`$alt`, `$fields`, `$.xgafv`, `%24alt` once decoded) is never a
