@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from protoc_gen_restmon.httprule import (
     CompiledTemplate,
@@ -14,12 +16,14 @@ from protoc_gen_restmon.httprule import (
     parse_template,
     shape,
 )
+from protoc_gen_restmon.runtime.router import DuplicateRouteError, Router
+from tests.support.router_tools import make_binding
 
 L, W, D = Literal, Wildcard(), DeepWildcard()
 
 
 def cvar(path: str, start: int, end: int, *, multi: bool) -> CompiledVariable:
-    return CompiledVariable(tuple(path.split(".")), start, end, multi_segment=multi)
+    return CompiledVariable(tuple(path.split(".")), start, end, reserved_expansion=multi)
 
 
 COMPILED_TEMPLATES = [
@@ -111,6 +115,10 @@ SAME_SHAPE = [
     pytest.param("/v1/{a}", "/v1/*", id="variable-and-bare-wildcard"),
     pytest.param("/v1/{name=shelves/*}", "/v1/shelves/{id}", id="same-urls-other-split"),
     pytest.param("/v1/{x=**}:run", "/v1/{y=**}:run", id="deep-variable-with-verb"),
+    # Escapes compare as the router compares them (RFC 3986 §6.2.2.1-2).
+    pytest.param("/v1/a%41", "/v1/aA", id="unreserved-escape-decoded"),
+    pytest.param("/v1/a%2fb", "/v1/a%2Fb", id="hex-case"),
+    pytest.param("/v1/{a}:%72un", "/v1/{a}:run", id="verb-escape-decoded"),
 ]
 
 DIFFERENT_SHAPE = [
@@ -119,7 +127,6 @@ DIFFERENT_SHAPE = [
     pytest.param("/v1/{a}", "/v1/{a}:get", id="verb-and-none"),
     pytest.param("/v1/{a}:get", "/v1/{a}:list", id="different-verbs"),
     pytest.param("/v1/{a}", "/v1/{a}/x", id="longer"),
-    pytest.param("/v1/a%41", "/v1/aA", id="escapes-compared-as-written"),
 ]
 
 
@@ -163,3 +170,33 @@ def test_compiled_values_are_frozen() -> None:
     compiled = compile_template(parse_template("/v1/{a}"))
     with pytest.raises(AttributeError):
         compiled.verb = "x"  # type: ignore[misc]
+
+
+# Segments and verbs that differ only in how they are escaped, or not at all.
+_SEGMENTS = st.sampled_from(["a", "%61", "%41", "A", "b%2fc", "b%2Fc", "{x}", "**", "*"])
+_VERBS = st.sampled_from(["", ":run", ":%72un", ":RUN"])
+
+
+@st.composite
+def route_pairs(draw: st.DrawFn) -> tuple[str, str]:
+    def one() -> str:
+        segments = draw(st.lists(_SEGMENTS, min_size=1, max_size=3))
+        named = [s.replace("x", f"x{i}") for i, s in enumerate(segments)]
+        return "/" + "/".join(named) + draw(_VERBS)
+
+    return one(), one()
+
+
+@given(route_pairs())
+def test_shape_agrees_with_the_router_on_duplicates(pair: tuple[str, str]) -> None:
+    """The plugin refuses exactly the pairs a gateway would refuse at construction."""
+    left, right = pair
+    same = shape(parse_template(left)) == shape(parse_template(right))
+    bindings = [make_binding(f"GET {left}", "A"), make_binding(f"GET {right}", "B")]
+    try:
+        Router(bindings)
+    except DuplicateRouteError:
+        refused = True
+    else:
+        refused = False
+    assert same == refused, pair
