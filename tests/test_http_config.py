@@ -303,3 +303,39 @@ def test_unreadable_config_file_is_an_error(tmp_path: Path, name: str, reason: s
     path = tmp_path / name
     response = generate_inline(tmp_path, {FILE: PROTO}, f"outputs=routes,http_config={path}")
     assert_rejected(response, [f"{path}: cannot read http_config: {reason}"])
+
+
+MIXIN_USER = """\
+syntax = "proto3";
+package a.v1;
+
+import "google/cloud/location/locations.proto";
+
+message Thing {
+  google.cloud.location.Location where = 1;
+}
+"""
+MIXIN_CONFIG = """\
+apis:
+- name: a.v1.Things
+- name: google.cloud.location.Locations
+http:
+  rules:
+  - selector: google.cloud.location.Locations.GetLocation
+    get: /v1/{name=projects/*/locations/*}
+"""
+
+
+def test_selector_of_an_imported_only_mixin_says_to_give_its_file(tmp_path: Path) -> None:
+    response, config = run_with_config(tmp_path, MIXIN_CONFIG, MIXIN_USER)
+    line = line_of(MIXIN_CONFIG, "selector:")
+    assert_rejected(
+        response,
+        [
+            f"{config}:{line}: google.cloud.location.Locations.GetLocation: selector "
+            "'google.cloud.location.Locations.GetLocation' matches no method of this run: "
+            "google.cloud.location.Locations (listed under `apis:`) is declared in "
+            "google/cloud/location/locations.proto, which is only imported; give that file to "
+            "protoc too, so that its package gets the routes"
+        ],
+    )

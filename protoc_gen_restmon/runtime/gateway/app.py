@@ -7,7 +7,7 @@ import logging
 import ssl
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import Any
 
@@ -94,6 +94,9 @@ class GatewayOptions:
     json: JsonOptions = field(default_factory=JsonOptions)
     transcode: TranscodeOptions = field(default_factory=TranscodeOptions)
     upstream: UpstreamOptions = field(default_factory=UpstreamOptions)  # proxy mode only
+    # Decode multi-segment variables fully but for %2F (google.api.Http's flag) on every route,
+    # also those generated without it; False keeps what each binding was generated with.
+    fully_decode_reserved_expansion: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +159,8 @@ class Gateway:
                 for service in implemented_services(impl):
                     bindings.extend(self._add_service(service.generated, service.spec))
                     local.add(service)
+        if self.options.fully_decode_reserved_expansion:
+            bindings = [replace(b, fully_decode_reserved_expansion=True) for b in bindings]
         self.router = Router(bindings)
 
     def _add_service(self, generated: GeneratedPackage, service: ServiceSpec) -> list[Binding]:
