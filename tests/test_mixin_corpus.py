@@ -157,3 +157,12 @@ def test_gateway_serves_the_mixin_routes_over_http(generated: Generated) -> None
         assert queue.json()["name"] == "projects/example.com:alpha/locations/l/queues/q"
         # The annotations' own routes are gone: the YAML replaced them.
         assert client.get("/v1/locations/l").status_code == 404
+
+
+def test_proxy_gateway_routes_the_mixin_to_the_locations_service(generated: Generated) -> None:
+    """In proxy mode the call goes upstream as /google.cloud.location.Locations/GetLocation."""
+    packages = [generated.tasks.__name__, generated.location.__name__]
+    app = Gateway(upstream="127.0.0.1:1", packages=packages)
+    match = app.router.match("GET", "/v2/projects/p1/locations/us-east1")
+    assert match.binding.grpc_path == "/google.cloud.location.Locations/GetLocation"
+    assert [(str(f), v) for f, v in match.params] == [("name", "projects/p1/locations/us-east1")]
