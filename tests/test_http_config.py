@@ -339,3 +339,17 @@ def test_selector_of_an_imported_only_mixin_says_to_give_its_file(tmp_path: Path
             "protoc too, so that its package gets the routes"
         ],
     )
+
+
+def test_two_yaml_rules_for_one_method_are_an_error(tmp_path: Path) -> None:
+    text = CONFIG + "  - selector: a.v1.Things.GetThing\n    get: /v2/{name=things/*}\n"
+    response, config = run_with_config(tmp_path, text)
+    first = line_of(CONFIG, "selector: a.v1.Things.GetThing")
+    second = len(text.splitlines()) - 1
+    assert_rejected(
+        response,
+        [
+            f"{config}:{second}: a.v1.Things.GetThing: a second rule for a.v1.Things.GetThing "
+            f"(the first: line {first})"
+        ],
+    )

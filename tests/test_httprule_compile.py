@@ -22,8 +22,8 @@ from tests.support.router_tools import make_binding
 L, W, D = Literal, Wildcard(), DeepWildcard()
 
 
-def cvar(path: str, start: int, end: int, *, multi: bool) -> CompiledVariable:
-    return CompiledVariable(tuple(path.split(".")), start, end, reserved_expansion=multi)
+def cvar(path: str, start: int, end: int, *, reserved: bool) -> CompiledVariable:
+    return CompiledVariable(tuple(path.split(".")), start, end, reserved_expansion=reserved)
 
 
 COMPILED_TEMPLATES = [
@@ -32,31 +32,33 @@ COMPILED_TEMPLATES = [
     pytest.param("/v1/**", CompiledTemplate((L("v1"), D), (), ""), id="deep-wildcard"),
     pytest.param(
         "/v1/{a}",
-        CompiledTemplate((L("v1"), W), (cvar("a", 1, 2, multi=False),), ""),
+        CompiledTemplate((L("v1"), W), (cvar("a", 1, 2, reserved=False),), ""),
         id="variable",
     ),
     pytest.param(
         "/v1/{a=*}",
-        CompiledTemplate((L("v1"), W), (cvar("a", 1, 2, multi=False),), ""),
+        CompiledTemplate((L("v1"), W), (cvar("a", 1, 2, reserved=False),), ""),
         id="variable-explicit-star",
     ),
     pytest.param(
-        "/{a.b.c}", CompiledTemplate((W,), (cvar("a.b.c", 0, 1, multi=False),), ""), id="field-path"
+        "/{a.b.c}",
+        CompiledTemplate((W,), (cvar("a.b.c", 0, 1, reserved=False),), ""),
+        id="field-path",
     ),
     pytest.param(
         "/{x=a}",
-        CompiledTemplate((L("a"),), (cvar("x", 0, 1, multi=True),), ""),
+        CompiledTemplate((L("a"),), (cvar("x", 0, 1, reserved=True),), ""),
         id="variable-literal",
     ),
     pytest.param(
         "/v1/{x=**}",
-        CompiledTemplate((L("v1"), D), (cvar("x", 1, 2, multi=True),), ""),
+        CompiledTemplate((L("v1"), D), (cvar("x", 1, 2, reserved=True),), ""),
         id="var-deep",
     ),
     pytest.param(
         "/v1/{name=shelves/*/books/*}",
         CompiledTemplate(
-            (L("v1"), L("shelves"), W, L("books"), W), (cvar("name", 1, 5, multi=True),), ""
+            (L("v1"), L("shelves"), W, L("books"), W), (cvar("name", 1, 5, reserved=True),), ""
         ),
         id="variable-with-template",
     ),
@@ -64,7 +66,7 @@ COMPILED_TEMPLATES = [
         "/v1/{parent=projects/*/databases/*/documents/**}/{collection_id}",
         CompiledTemplate(
             (L("v1"), L("projects"), W, L("databases"), W, L("documents"), D, W),
-            (cvar("parent", 1, 7, multi=True), cvar("collection_id", 7, 8, multi=False)),
+            (cvar("parent", 1, 7, reserved=True), cvar("collection_id", 7, 8, reserved=False)),
             "",
         ),
         id="firestore",
@@ -73,7 +75,7 @@ COMPILED_TEMPLATES = [
         "/v1/{name=projects/*/cryptoKeys/**}/protectedResourcesSummary",
         CompiledTemplate(
             (L("v1"), L("projects"), W, L("cryptoKeys"), D, L("protectedResourcesSummary")),
-            (cvar("name", 1, 5, multi=True),),
+            (cvar("name", 1, 5, reserved=True),),
             "",
         ),
         id="kms",
@@ -81,7 +83,7 @@ COMPILED_TEMPLATES = [
     pytest.param(
         "/v1/{name=operations/**}:cancel",
         CompiledTemplate(
-            (L("v1"), L("operations"), D), (cvar("name", 1, 3, multi=True),), "cancel"
+            (L("v1"), L("operations"), D), (cvar("name", 1, 3, reserved=True),), "cancel"
         ),
         id="verb",
     ),
@@ -90,9 +92,9 @@ COMPILED_TEMPLATES = [
         CompiledTemplate(
             (W, L("x"), L("y"), W, W),
             (
-                cvar("a", 0, 1, multi=False),
-                cvar("b", 2, 4, multi=True),
-                cvar("c", 4, 5, multi=False),
+                cvar("a", 0, 1, reserved=False),
+                cvar("b", 2, 4, reserved=True),
+                cvar("c", 4, 5, reserved=False),
             ),
             "do",
         ),
@@ -153,10 +155,10 @@ def test_shape_prints_the_flat_template(text: str, expected: str) -> None:
 
 
 BAD_SPANS = [
-    pytest.param(cvar("a", 0, 0, multi=False), id="empty"),
-    pytest.param(cvar("a", -1, 1, multi=False), id="negative-start"),
-    pytest.param(cvar("a", 0, 3, multi=True), id="past-the-end"),
-    pytest.param(cvar("a", 2, 1, multi=False), id="reversed"),
+    pytest.param(cvar("a", 0, 0, reserved=False), id="empty"),
+    pytest.param(cvar("a", -1, 1, reserved=False), id="negative-start"),
+    pytest.param(cvar("a", 0, 3, reserved=True), id="past-the-end"),
+    pytest.param(cvar("a", 2, 1, reserved=False), id="reversed"),
 ]
 
 

@@ -167,10 +167,18 @@ def _rules_by_method(
             rule = site.method.options.Extensions[annotations_pb2.http]
             rules[site.where.element] = SourcedRule(rule, site.where)
     by_name = {site.where.element: site for site in sites}
+    from_yaml: dict[str, Where] = {}
     for item in config.rules:
         if item.selector not in by_name:
             problems.add(item.where, _unmatched_selector(index, config, item.selector))
             continue
+        if item.selector in from_yaml:
+            first = from_yaml[item.selector]
+            problems.add(
+                item.where, f"a second rule for {item.selector} (the first: line {first.line})"
+            )
+            continue
+        from_yaml[item.selector] = item.where
         replaced = rules.get(item.selector)
         if replaced is not None:
             problems.note(
