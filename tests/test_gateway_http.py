@@ -83,7 +83,7 @@ def test_http_single_segment_variable_decodes_escaped_slash(client: httpx.Client
     assert_status(response, 404, 5, "shelves/a/b c not found")
 
 
-def test_http_multi_segment_variable_keeps_reserved_escapes(client: httpx.Client) -> None:
+def test_http_reserved_expansion_variable_keeps_reserved_escapes(client: httpx.Client) -> None:
     response = client.get(f"/v1/{DUNE}/files/y%2Fz%3Aw%20v")
     assert response.status_code == 200
     assert response.json()["name"] == f"{DUNE}/files/y%2Fz%3Aw v"

@@ -126,7 +126,7 @@ def test_yaml_rule_variables_resolve_against_the_request(tmp_path: Path) -> None
     response, _ = run_with_config(tmp_path, CONFIG)
     first = bindings_of(response, tmp_path)[0]
     [variable] = first.variables
-    assert (variable.field, variable.start, variable.end, variable.multi_segment) == (
+    assert (variable.field, variable.start, variable.end, variable.reserved_expansion) == (
         FieldPath(("name",), ("name",)),
         1,
         3,
@@ -154,7 +154,8 @@ def test_fully_decode_flag_follows_the_yaml(tmp_path: Path, line: str, expected:
     assert binding.fully_decode_reserved_expansion is expected
 
 
-def test_fully_decode_flag_does_not_reach_annotated_rules(tmp_path: Path) -> None:
+def test_fully_decode_flag_reaches_annotated_rules(tmp_path: Path) -> None:
+    """A field of google.api.Http: it holds for every binding of the run (§1)."""
     text = (
         "http:\n  fully_decode_reserved_expansion: true\n  rules:\n"
         "  - selector: a.v1.Things.UpdateThing\n    put: /v1/{name=things/*}\n    body: '*'\n"
@@ -163,9 +164,37 @@ def test_fully_decode_flag_does_not_reach_annotated_rules(tmp_path: Path) -> Non
     assert [
         (b.method, b.fully_decode_reserved_expansion) for b in bindings_of(response, tmp_path)
     ] == [
-        ("GetThing", False),
+        ("GetThing", True),
         ("UpdateThing", True),
     ]
+
+
+# (the YAML's flag or None for no YAML, the plugin option or None, what every binding gets)
+FLAG_SOURCES = [
+    pytest.param(None, None, False, id="neither"),
+    pytest.param(None, "", True, id="bare-option"),
+    pytest.param(None, "=true", True, id="option-true"),
+    pytest.param(True, "=false", False, id="option-false-beats-yaml"),
+    pytest.param(False, "=true", True, id="option-true-beats-yaml"),
+    pytest.param(True, None, True, id="yaml-alone"),
+]
+
+
+@pytest.mark.parametrize(("yaml_flag", "option", "expected"), FLAG_SOURCES)
+def test_fully_decode_plugin_option_wins_over_the_yaml(
+    tmp_path: Path, yaml_flag: bool | None, option: str | None, expected: bool
+) -> None:
+    parameter = "outputs=routes"
+    if option is not None:
+        parameter += f",fully_decode_reserved_expansion{option}"
+    if yaml_flag is not None:
+        config = tmp_path / "service.yaml"
+        config.write_text(f"http:\n  fully_decode_reserved_expansion: {str(yaml_flag).lower()}\n")
+        parameter += f",http_config={config}"
+    response = generate_inline(tmp_path, {FILE: ANNOTATED_PROTO}, parameter)
+    assert {b.fully_decode_reserved_expansion for b in bindings_of(response, tmp_path)} == {
+        expected
+    }
 
 
 def assert_rejected(response: CodeGeneratorResponse, expected: list[str]) -> None:
@@ -173,17 +202,23 @@ def assert_rejected(response: CodeGeneratorResponse, expected: list[str]) -> Non
     assert list(response.file) == []
 
 
-def test_rule_in_annotation_and_yaml_is_an_error_naming_both_places(tmp_path: Path) -> None:
+def test_yaml_rule_replaces_the_annotation_with_a_note(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     response, config = run_with_config(tmp_path, CONFIG, ANNOTATED_PROTO)
+    templates = [(b.method, b.http_method, b.template) for b in bindings_of(response, tmp_path)]
+    assert templates == [
+        ("GetThing", "GET", "/v1/{name=things/**}"),
+        ("GetThing", "GET", "/v1/{name=others/*}"),
+        ("GetThing", "HEAD", "/v1/{name=things/*}"),
+        ("UpdateThing", "PATCH", "/v1/{name=things/*}"),
+    ]
     yaml_line = line_of(CONFIG, "selector: a.v1.Things.GetThing")
     proto_line = line_of(ANNOTATED_PROTO, "option (google.api.http)")
-    assert_rejected(
-        response,
-        [
-            f"{config}:{yaml_line}: a.v1.Things.GetThing: a.v1.Things.GetThing already has a "
-            f"google.api.http annotation at {FILE}:{proto_line}; give its rule in one place only"
-        ],
-    )
+    assert capsys.readouterr().err.splitlines() == [
+        f"{config}:{yaml_line}: a.v1.Things.GetThing: note: this rule replaces the "
+        f"google.api.http annotation of a.v1.Things.GetThing at {FILE}:{proto_line}"
+    ]
 
 
 def test_selector_matching_no_method_is_an_error_with_its_yaml_line(tmp_path: Path) -> None:
@@ -268,3 +303,53 @@ def test_unreadable_config_file_is_an_error(tmp_path: Path, name: str, reason: s
     path = tmp_path / name
     response = generate_inline(tmp_path, {FILE: PROTO}, f"outputs=routes,http_config={path}")
     assert_rejected(response, [f"{path}: cannot read http_config: {reason}"])
+
+
+MIXIN_USER = """\
+syntax = "proto3";
+package a.v1;
+
+import "google/cloud/location/locations.proto";
+
+message Thing {
+  google.cloud.location.Location where = 1;
+}
+"""
+MIXIN_CONFIG = """\
+apis:
+- name: a.v1.Things
+- name: google.cloud.location.Locations
+http:
+  rules:
+  - selector: google.cloud.location.Locations.GetLocation
+    get: /v1/{name=projects/*/locations/*}
+"""
+
+
+def test_selector_of_an_imported_only_mixin_says_to_give_its_file(tmp_path: Path) -> None:
+    response, config = run_with_config(tmp_path, MIXIN_CONFIG, MIXIN_USER)
+    line = line_of(MIXIN_CONFIG, "selector:")
+    assert_rejected(
+        response,
+        [
+            f"{config}:{line}: google.cloud.location.Locations.GetLocation: selector "
+            "'google.cloud.location.Locations.GetLocation' matches no method of this run: "
+            "google.cloud.location.Locations (listed under `apis:`) is declared in "
+            "google/cloud/location/locations.proto, which is only imported; give that file to "
+            "protoc too, so that its package gets the routes"
+        ],
+    )
+
+
+def test_two_yaml_rules_for_one_method_are_an_error(tmp_path: Path) -> None:
+    text = CONFIG + "  - selector: a.v1.Things.GetThing\n    get: /v2/{name=things/*}\n"
+    response, config = run_with_config(tmp_path, text)
+    first = line_of(CONFIG, "selector: a.v1.Things.GetThing")
+    second = len(text.splitlines()) - 1
+    assert_rejected(
+        response,
+        [
+            f"{config}:{second}: a.v1.Things.GetThing: a second rule for a.v1.Things.GetThing "
+            f"(the first: line {first})"
+        ],
+    )

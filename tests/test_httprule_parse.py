@@ -275,7 +275,7 @@ def test_compile_template_agrees_with_generated_ast(template: Template) -> None:
     assert [v.field_path for v in compiled.variables] == [v.field_path for v in variables]
     for spec, variable in zip(compiled.variables, variables, strict=True):
         assert compiled.segments[spec.start : spec.end] == variable.segments
-        assert spec.multi_segment == (variable.segments != (W,))
+        assert spec.reserved_expansion == (variable.segments != (W,))
     ends = [0] + [end for v in compiled.variables for end in (v.start, v.end)]
     assert ends == sorted(ends)
     outside = [s for s in template.segments if not isinstance(s, Variable)]

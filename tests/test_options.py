@@ -70,6 +70,17 @@ VALID_OPTIONS = [
         "duplicate_routes=error", Options(duplicate_routes="error"), id="duplicates-error"
     ),
     pytest.param(
+        "fully_decode_reserved_expansion",
+        Options(fully_decode_reserved_expansion=True),
+        id="fully-decode-bare",
+    ),
+    pytest.param(
+        "fully_decode_reserved_expansion=false",
+        Options(fully_decode_reserved_expansion=False),
+        id="fully-decode-false",
+    ),
+    pytest.param("", Options(fully_decode_reserved_expansion=None), id="fully-decode-absent"),
+    pytest.param(
         " outputs=routes , typing.direct , generate_unbound_methods ",
         Options(
             outputs=frozenset({"routes"}),
@@ -94,7 +105,8 @@ def test_parse_options_passes_betterproto_flags_through_joined() -> None:
 
 KNOWN = (
     "outputs=dataclasses+routes+monitor, generate_unbound_methods[=true|false], "
-    "http_config=FILE.yaml, duplicate_routes=error|warn, pydantic_dataclasses, INCLUDE_GOOGLE, "
+    "http_config=FILE.yaml, duplicate_routes=error|warn, "
+    "fully_decode_reserved_expansion[=true|false], pydantic_dataclasses, INCLUDE_GOOGLE, "
     "typing.direct, typing.root, typing.310"
 )
 OUTPUTS_HELP = "choose one or more of dataclasses+routes+monitor joined by '+'"
@@ -120,6 +132,11 @@ BAD_OPTIONS = [
         "generate_unbound_methods=",
         "generate_unbound_methods='': expected true or false",
         id="unbound-empty-value",
+    ),
+    pytest.param(
+        "fully_decode_reserved_expansion=maybe",
+        "fully_decode_reserved_expansion='maybe': expected true or false",
+        id="fully-decode-bad-bool",
     ),
     pytest.param(
         "http_config=", "http_config needs a file name: http_config=FILE.yaml", id="http-empty"

@@ -32,7 +32,7 @@ bindings = st.builds(
             field=field_paths,
             start=st.integers(0, 9),
             end=st.integers(0, 9),
-            multi_segment=st.booleans(),
+            reserved_expansion=st.booleans(),
         ),
         max_size=3,
     ).map(tuple),

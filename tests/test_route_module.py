@@ -208,7 +208,7 @@ def test_variables_have_proto_and_json_field_paths_in_template_order(
             FieldPath(tuple(path.split(".")), json_path(messages, row.request, path))
             for path, _ in written
         ], row
-        assert [v.multi_segment for v in variables] == [s != "*" for _, s in written], row
+        assert [v.reserved_expansion for v in variables] == [s != "*" for _, s in written], row
 
 
 def segment_text(segment: Segment) -> str:

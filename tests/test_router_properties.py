@@ -124,7 +124,7 @@ def concrete_paths(draw: st.DrawFn, binding: Binding) -> tuple[str, dict[str, st
     params = {}
     for variable in binding.variables:
         keep = SLASH if binding.fully_decode_reserved_expansion else RESERVED
-        keep = keep if variable.multi_segment else ""
+        keep = keep if variable.reserved_expansion else ""
         segments = [units for p in positions[variable.start : variable.end] for units in p]
         params[str(variable.field)] = "/".join(
             "".join(u.expected(keep) for u in units) for units in segments

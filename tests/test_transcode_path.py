@@ -137,7 +137,7 @@ def test_build_request_path_not_matching_class_is_internal(
 ) -> None:
     """A binding that does not fit its class is a server bug: 500, not the client's 400."""
     original = binding_of(api, Case("UpdateShelf"))
-    variable = PathVariable(FieldPath(proto, proto), 1, 3, multi_segment=True)
+    variable = PathVariable(FieldPath(proto, proto), 1, 3, reserved_expansion=True)
     broken = dataclasses.replace(original, variables=(variable,), body=None)
     with pytest.raises(RpcError) as caught:
         transcode(api, Case("UpdateShelf", ("x",)), broken)

@@ -1,4 +1,5 @@
-"""Google's system parameters in the query string (docs/http-transcoding.md §3), through build_request.
+"""Google's system parameters in the query string (docs/http-transcoding.md §3), through
+build_request.
 
 `$`-prefixed keys are never fields and never a 400; documented names without `$` (`key`,
 `fields`, …) are dropped only where the request has no field of that name; `$alt`'s

@@ -4,21 +4,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from protoc_gen_restmon.httprule.types import Segment, Template, Variable, Wildcard
+from protoc_gen_restmon.httprule.types import Literal, Segment, Template, Variable, Wildcard
+from protoc_gen_restmon.runtime.router import normalize_escapes
 
 
 @dataclass(frozen=True, slots=True)
 class CompiledVariable:
     """A variable that captures the URL segments matched by `segments[start:end]`.
 
-    `multi_segment` is True unless the variable's own template is exactly `*` (`{a}`, `{a=*}`):
-    `{x=a/*}`, `{x=**}` and even `{x=a}` keep reserved characters escaped when decoded.
+    `reserved_expansion` (RFC 6570 `{+x}`) is True unless the variable's own template is exactly
+    `*` (`{a}`, `{a=*}`): `{x=a/*}`, `{x=**}` and even `{x=a}` keep reserved characters escaped
+    when decoded.
     """
 
     field_path: tuple[str, ...]
     start: int
     end: int
-    multi_segment: bool
+    reserved_expansion: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +56,8 @@ def compile_template(template: Template) -> CompiledTemplate:
 
 
 def _compile_variable(variable: Variable, start: int, end: int) -> CompiledVariable:
-    multi_segment = variable.segments != (Wildcard(),)
-    return CompiledVariable(variable.field_path, start, end, multi_segment)
+    reserved_expansion = variable.segments != (Wildcard(),)
+    return CompiledVariable(variable.field_path, start, end, reserved_expansion)
 
 
 def shape(template: Template) -> str:
@@ -63,7 +65,13 @@ def shape(template: Template) -> str:
 
     Variables are replaced by their own templates, so `/v1/{name=shelves/*}`,
     `/v1/{parent=shelves/*}` and `/v1/shelves/{id}` all have the shape `/v1/shelves/*` (they match
-    the same URLs), and `{a}` and `{a=*}` both print `*`. Literals compare as written (`%41` is not
-    `A`).
+    the same URLs), and `{a}` and `{a=*}` both print `*`. Literals and the verb are normalized as
+    the router compares them (`%41` is `A`, `%2f` is `%2F`), so that the plugin refuses exactly
+    the pairs a gateway would.
     """
-    return str(compile_template(template))
+    compiled = compile_template(template)
+    parts = [
+        normalize_escapes(s.value) if isinstance(s, Literal) else str(s) for s in compiled.segments
+    ]
+    verb = f":{normalize_escapes(compiled.verb)}" if compiled.verb else ""
+    return "/" + "/".join(parts) + verb

@@ -68,12 +68,15 @@ from betterproto.plugin.typing_compiler import (
 from google.protobuf.compiler.plugin_pb2 import CodeGeneratorRequest
 from google.protobuf.descriptor_pb2 import DescriptorProto, FileDescriptorProto
 
+from protoc_gen_restmon.runtime.protofiles.paths import (
+    ENUM_VALUE,
+    FILE_SERVICE,
+    MESSAGE_FIELD,
+    SERVICE_METHOD,
+)
+
 __all__ = ["DataclassGenerationError", "generate_dataclasses", "split_top_level"]
 
-# Field numbers of descriptor.proto that betterproto's element paths use here.
-MESSAGE_FIELD = 2  # DescriptorProto.field, and EnumDescriptorProto.value
-FILE_SERVICE = 6  # FileDescriptorProto.service
-SERVICE_METHOD = 2  # ServiceDescriptorProto.method
 
 # Modules are cut into pieces of at least this many characters for black. Smaller pieces balance
 # better across workers; below ~20k, black's time per character stops falling.
@@ -416,7 +419,7 @@ class _CommentIndex:
         self._by_owner: dict[ElementPath, list[tuple[ElementPath, str]]] = defaultdict(list)
         for path, comment in comments:
             self._by_owner[path].append((path, comment))
-            if len(path) >= 2 and path[-2] == MESSAGE_FIELD:
+            if len(path) >= 2 and path[-2] in (MESSAGE_FIELD, ENUM_VALUE):
                 self._by_owner[path[:-2]].append((path, comment))
         self._empty = BetterprotoFile(name=file_name)
 

@@ -10,15 +10,12 @@ from google.protobuf.descriptor_pb2 import (
     DescriptorProto,
     FieldDescriptorProto,
     FileDescriptorProto,
+    ServiceDescriptorProto,
     SourceCodeInfo,
 )
 
 from protoc_gen_restmon.runtime.specs import MessageRef
 from protoc_gen_restmon.runtime.transcode.values import WRAPPERS
-
-# Source-code-info paths are built from field numbers of descriptor.proto; name them once here.
-FILE_SERVICE = FileDescriptorProto.SERVICE_FIELD_NUMBER
-SERVICE_METHOD = 2  # ServiceDescriptorProto.method
 
 # betterproto maps google.protobuf to its bundled copy, betterproto.lib.google.protobuf.
 _WELL_KNOWN_PACKAGE = "google.protobuf"
@@ -72,6 +69,17 @@ class DescriptorIndex:
         if file_name not in self._lines:
             self._lines[file_name] = _line_table(self.files[file_name].source_code_info)
         return self._lines[file_name].get(tuple(path))
+
+    def service_file(
+        self, full_name: str
+    ) -> tuple[FileDescriptorProto, ServiceDescriptorProto] | None:
+        """The service named `pkg.Service` and the file declaring it, if the request has it."""
+        for file in self.files.values():
+            prefix = f"{file.package}." if file.package else ""
+            for service in file.service:
+                if prefix + service.name == full_name:
+                    return file, service
+        return None
 
     def message_ref(self, type_name: str, from_package: str, *, pydantic: bool) -> MessageRef:
         """Where betterproto puts the class of `type_name`, seen from package `from_package`."""

@@ -45,9 +45,10 @@ def generate(request: CodeGeneratorRequest, raw_request: bytes) -> list[tuple[st
         pydantic=options.pydantic,
         problems=problems,
         warn_duplicates=options.duplicate_routes == "warn",
+        fully_decode_reserved_expansion=_fully_decode(options, config),
     )
-    for warning in problems.warnings:
-        print(warning, file=sys.stderr)
+    for message in problems.messages:
+        print(message, file=sys.stderr)
     problems.raise_if_any()
     out: list[tuple[str, str]] = []
     if "dataclasses" in options.outputs:
@@ -64,6 +65,13 @@ def generate(request: CodeGeneratorRequest, raw_request: bytes) -> list[tuple[st
     for package, files in packages.items():
         out.extend(_package_modules(request, index, options, package, files, sites, bindings))
     return out
+
+
+def _fully_decode(options: Options, config: HttpConfig) -> bool:
+    """The plugin option when given, else the YAML's `http.fully_decode_reserved_expansion`."""
+    if options.fully_decode_reserved_expansion is not None:
+        return options.fully_decode_reserved_expansion
+    return config.fully_decode_reserved_expansion
 
 
 def packages_to_generate(request: CodeGeneratorRequest) -> dict[str, list[FileDescriptorProto]]:

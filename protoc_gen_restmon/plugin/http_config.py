@@ -26,6 +26,9 @@ class ConfigRule:
 class HttpConfig:
     rules: tuple[ConfigRule, ...] = ()
     fully_decode_reserved_expansion: bool = False
+    # `apis: - name: …`: the interfaces the service serves, its mixins included (googleapis
+    # lists google.cloud.location.Locations there); only read to explain unmatched selectors.
+    apis: tuple[str, ...] = ()
 
 
 def load_http_config(path: str) -> HttpConfig:
@@ -77,7 +80,14 @@ def parse_http_config(text: str, path: str) -> HttpConfig:
             problems.append((where, str(err)))
     if problems:
         raise GenerationError(problems)
-    return HttpConfig(tuple(parsed), fully_decode)
+    return HttpConfig(tuple(parsed), fully_decode, _api_names(data))
+
+
+def _api_names(data: dict[object, object]) -> tuple[str, ...]:
+    apis = data.get("apis")
+    if not isinstance(apis, list):
+        return ()
+    return tuple(str(a["name"]) for a in apis if isinstance(a, dict) and "name" in a)
 
 
 def _parse_rule(raw: object, where: Where) -> ConfigRule:

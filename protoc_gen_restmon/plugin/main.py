@@ -5,8 +5,9 @@ from __future__ import annotations
 import sys
 import traceback
 
-# Imported for its side effect: without it, upb drops the google.api.http extension while parsing.
-from google.api import annotations_pb2  # noqa: F401
+# Imported for their side effect: without them, upb drops the google.api.http and
+# google.api.default_host extensions while parsing.
+from google.api import annotations_pb2, client_pb2  # noqa: F401
 from google.protobuf.compiler.plugin_pb2 import CodeGeneratorRequest, CodeGeneratorResponse
 
 from protoc_gen_restmon.plugin.errors import GenerationError

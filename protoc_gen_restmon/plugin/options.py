@@ -25,6 +25,8 @@ class Options:
     http_config: str | None = None  # a gRPC API Configuration YAML file with `http: rules:`
     # Same route in two different services: an error, or (for services served apart) a warning.
     duplicate_routes: str = "error"
+    # None: as the http_config YAML says (false without one); given, it wins over the YAML.
+    fully_decode_reserved_expansion: bool | None = None
 
     @property
     def betterproto_parameter(self) -> str:
@@ -46,6 +48,7 @@ def parse_options(parameter: str) -> Options:
     unbound = False
     http_config: str | None = None
     duplicates = "error"
+    fully_decode: bool | None = None
     for item in filter(None, (part.strip() for part in parameter.split(","))):
         key, has_value, value = item.partition("=")
         if not has_value and (key in BETTERPROTO_FLAGS or key in BETTERPROTO_TYPING):
@@ -62,11 +65,13 @@ def parse_options(parameter: str) -> Options:
             if value not in ("error", "warn"):
                 raise _option_error(f"duplicate_routes={value!r}: expected error or warn")
             duplicates = value
+        elif key == "fully_decode_reserved_expansion":
+            fully_decode = _parse_bool(key, value) if has_value else True
         else:
             raise _option_error(f"unknown option {item!r}; known: {_known()}")
     if sum(flag.startswith("typing.") for flag in passthrough) > 1:
         raise _option_error("give at most one of " + ", ".join(BETTERPROTO_TYPING))
-    return Options(outputs, tuple(passthrough), unbound, http_config, duplicates)
+    return Options(outputs, tuple(passthrough), unbound, http_config, duplicates, fully_decode)
 
 
 def _parse_outputs(value: str) -> frozenset[str]:
@@ -92,6 +97,7 @@ def _known() -> str:
         "generate_unbound_methods[=true|false]",
         "http_config=FILE.yaml",
         "duplicate_routes=error|warn",
+        "fully_decode_reserved_expansion[=true|false]",
         *BETTERPROTO_FLAGS,
         *BETTERPROTO_TYPING,
     ]

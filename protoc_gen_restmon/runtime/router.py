@@ -145,7 +145,7 @@ class Router:
             node = self._root
             for segment in binding.segments:
                 node = _child(node, segment.kind, segment.value)
-            verb = _normalize(binding.verb)
+            verb = normalize_escapes(binding.verb)
             methods = node.leaves.setdefault(verb, {})
             first = methods.get(binding.http_method)
             if first is not None:
@@ -185,7 +185,7 @@ class Router:
         keys = parts
         if "%" in raw_path:
             _check_escapes(raw_path)
-            keys = [_normalize(part) for part in parts]
+            keys = [normalize_escapes(part) for part in parts]
         verbal = self._split_verb(parts, keys, end) if ":" in parts[end - 1] else None
         marks = [0] * self._marks
         if verbal is None and http_method != "HEAD":  # the common case, spelled out
@@ -394,7 +394,7 @@ def _check_escapes(raw_path: str) -> None:
         offset = raw_path.find("%", offset + 3)
 
 
-def _normalize(text: str) -> str:
+def normalize_escapes(text: str) -> str:
     """RFC 3986 §6.2.2.1-2: `%7e` -> `~`, `%41` -> `A`, `%2f` -> `%2F`; the rest unchanged."""
     if "%" not in text:
         return text
@@ -416,7 +416,7 @@ def _not_found(raw_path: str, why: str) -> RpcError:
 
 def _child(node: _Node, kind: SegmentKind, value: str) -> _Node:
     if kind is SegmentKind.LITERAL:
-        key = _normalize(value)
+        key = normalize_escapes(value)
         child = node.literals.get(key)
         if child is None:
             child = node.literals[key] = _Node()
@@ -463,7 +463,7 @@ def _compile_route(binding: Binding) -> _Route:
                 f"{binding}: variable {variable.field} spans segments "
                 f"[{variable.start}, {variable.end}) of {len(binding.segments)}"
             )
-        if not variable.multi_segment:
+        if not variable.reserved_expansion:
             keep = _NOTHING
         elif binding.fully_decode_reserved_expansion:
             keep = _SLASH

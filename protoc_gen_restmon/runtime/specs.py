@@ -53,7 +53,9 @@ class PathVariable:
     field: FieldPath
     start: int
     end: int
-    multi_segment: bool  # `{x=a/*}` or `{x=**}`: reserved characters stay escaped when decoding
+    # RFC 6570 reserved expansion (`{+x}`): the variable's own template is not exactly `*`
+    # (`{x=a/*}`, `{x=**}`), so escapes of reserved characters stay as sent when decoding.
+    reserved_expansion: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,7 +58,7 @@ def make_binding(spec: str, method: str = "M") -> Binding:
         for s in compiled.segments
     )
     variables = tuple(
-        PathVariable(FieldPath(v.field_path, v.field_path), v.start, v.end, v.multi_segment)
+        PathVariable(FieldPath(v.field_path, v.field_path), v.start, v.end, v.reserved_expansion)
         for v in compiled.variables
     )
     return Binding(
@@ -208,6 +208,8 @@ def synthesize(binding: Binding, deep_segments: int = 1) -> tuple[str, dict[str,
     params = {}
     for v in binding.variables:
         raw = "/".join(s for piece in pieces[v.start : v.end] for s in piece)
-        keep = (SLASH if binding.fully_decode_reserved_expansion else RESERVED) * v.multi_segment
+        keep = (
+            SLASH if binding.fully_decode_reserved_expansion else RESERVED
+        ) * v.reserved_expansion
         params[str(v.field)] = decode_expected(raw, keep)
     return path, params

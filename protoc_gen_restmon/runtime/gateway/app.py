@@ -101,6 +101,9 @@ class GatewayOptions:
     # Error bodies (every error response, and a stream's final error line): "status", a bare
     # google.rpc.Status; "google", AIP-193's {"error": {"code", "message", "status", "details"}}.
     error_format: ErrorFormat = "status"
+    # Decode multi-segment variables fully but for %2F (google.api.Http's flag) on every route,
+    # also those generated without it; False keeps what each binding was generated with.
+    fully_decode_reserved_expansion: bool = False
 
     def __post_init__(self) -> None:
         if self.error_format not in ERROR_FORMATS:
@@ -170,6 +173,8 @@ class Gateway:
                 for service in implemented_services(impl):
                     bindings.extend(self._add_service(service.generated, service.spec))
                     local.add(service)
+        if self.options.fully_decode_reserved_expansion:
+            bindings = [replace(b, fully_decode_reserved_expansion=True) for b in bindings]
         self.router = Router(bindings)
 
     def _add_service(self, generated: GeneratedPackage, service: ServiceSpec) -> list[Binding]:

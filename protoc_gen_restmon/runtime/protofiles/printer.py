@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from google.protobuf import descriptor_pb2 as d
 from google.protobuf.message import Message
 
+from protoc_gen_restmon.runtime.protofiles import paths as P
 from protoc_gen_restmon.runtime.protofiles.options import (
     OptionRenderer,
     UnsupportedProtoError,
@@ -118,10 +119,10 @@ class _Writer:
     # --- file ---
     def render(self) -> str:
         file = self.file
-        self.element((12,), "", f'syntax = "{file.syntax or "proto2"}";')
+        self.element((P.FILE_SYNTAX,), "", f'syntax = "{file.syntax or "proto2"}";')
         if file.HasField("package"):
             self.lines.append("")
-            self.element((2,), "", f"package {file.package};")
+            self.element((P.FILE_PACKAGE,), "", f"package {file.package};")
         if file.dependency:
             self.lines.append("")
         for i, dependency in enumerate(file.dependency):
@@ -132,21 +133,21 @@ class _Writer:
                 if i in file.weak_dependency
                 else ""
             )
-            self.element((3, i), "", f'import {kind}"{dependency}";')
+            self.element((P.FILE_DEPENDENCY, i), "", f'import {kind}"{dependency}";')
         if file.HasField("options"):
             self.lines.append("")
-            self.option_statements(file.options, (8,), "")
+            self.option_statements(file.options, (P.FILE_OPTIONS,), "")
         prefix = f".{file.package}" if file.package else ""
         for i, message in enumerate(file.message_type):
             self.lines.append("")
-            self.message(message, (4, i), "", prefix)
+            self.message(message, (P.FILE_MESSAGE, i), "", prefix)
         for i, enum in enumerate(file.enum_type):
             self.lines.append("")
-            self.enum(enum, (5, i), "")
+            self.enum(enum, (P.FILE_ENUM, i), "")
         for i, service in enumerate(file.service):
             self.lines.append("")
-            self.service(service, (6, i))
-        self.extends(file.extension, (7,), "")
+            self.service(service, (P.FILE_SERVICE, i))
+        self.extends(file.extension, (P.FILE_EXTENSION,), "")
         return "\n".join(self.lines) + "\n"
 
     # --- messages ---
@@ -157,7 +158,7 @@ class _Writer:
 
     def message_body(self, message: d.DescriptorProto, path: Path, inner: str, full: str) -> None:
         if message.HasField("options"):
-            self.option_statements(message.options, (*path, 7), inner)
+            self.option_statements(message.options, (*path, P.MESSAGE_OPTIONS), inner)
         units = self._field_units(message)
         owners: dict[str, int] = {}
         for index, field in enumerate(message.field):
@@ -182,23 +183,23 @@ class _Writer:
                     done += 1
                     self.unit(message, units[done - 1], path, inner, nested_by_name, full)
             else:
-                self.message(nested, (*path, 3, j), inner, full)
+                self.message(nested, (*path, P.MESSAGE_NESTED, j), inner, full)
         for unit in units[done:]:
             self.unit(message, unit, path, inner, nested_by_name, full)
         for j, enum in enumerate(message.enum_type):
-            self.enum(enum, (*path, 4, j), inner)
+            self.enum(enum, (*path, P.MESSAGE_ENUM, j), inner)
         for j, extension_range in enumerate(message.extension_range):
             end = extension_range.end - 1
             maximum = _ENUM_MAX - 1 if message.options.message_set_wire_format else _FIELD_MAX - 1
             text = f"extensions {_range(extension_range.start, end, maximum)}"
             text += self.brackets(extension_range.options)
-            self.element((*path, 5, j), inner, text + ";")
+            self.element((*path, P.MESSAGE_EXTENSION_RANGE, j), inner, text + ";")
         for j, reserved in enumerate(message.reserved_range):
             text = _range(reserved.start, reserved.end - 1, _FIELD_MAX - 1)
-            self.element((*path, 9, j), inner, f"reserved {text};")
+            self.element((*path, P.MESSAGE_RESERVED_RANGE, j), inner, f"reserved {text};")
         for j, name in enumerate(message.reserved_name):
-            self.element((*path, 10, j), inner, f'reserved "{name}";')
-        self.extends(message.extension, (*path, 6), inner)
+            self.element((*path, P.MESSAGE_RESERVED_NAME, j), inner, f'reserved "{name}";')
+        self.extends(message.extension, (*path, P.MESSAGE_EXTENSION), inner)
 
     def _field_units(self, message: d.DescriptorProto) -> list[list[int]]:
         units: list[list[int]] = []
@@ -223,15 +224,24 @@ class _Writer:
     ) -> None:
         first = message.field[unit[0]]
         if not first.HasField("oneof_index") or first.proto3_optional:
-            self.field(first, (*path, 2, unit[0]), indent, nested, path, full)
+            self.field(first, (*path, P.MESSAGE_FIELD, unit[0]), indent, nested, path, full)
             return
         oneof = message.oneof_decl[first.oneof_index]
-        self.element((*path, 8, first.oneof_index), indent, f"oneof {oneof.name} {{")
+        self.element((*path, P.MESSAGE_ONEOF, first.oneof_index), indent, f"oneof {oneof.name} {{")
         if oneof.HasField("options"):
-            self.option_statements(oneof.options, (*path, 8, first.oneof_index, 2), indent + "  ")
+            oneof_path = (*path, P.MESSAGE_ONEOF, first.oneof_index, P.ONEOF_OPTIONS)
+            self.option_statements(oneof.options, oneof_path, indent + "  ")
         for index in unit:
             field = message.field[index]
-            self.field(field, (*path, 2, index), indent + "  ", nested, path, full, in_oneof=True)
+            self.field(
+                field,
+                (*path, P.MESSAGE_FIELD, index),
+                indent + "  ",
+                nested,
+                path,
+                full,
+                in_oneof=True,
+            )
         self.lines.append(f"{indent}}}")
 
     def field(
@@ -264,7 +274,9 @@ class _Writer:
             if field.type == F.TYPE_GROUP:
                 text = f"{label}group {owned.name} = {field.number}{options} {{"
                 self.element(path, indent, text)
-                self.message_body(owned, (*message_path, 3, j), indent + "  ", field.type_name)
+                self.message_body(
+                    owned, (*message_path, P.MESSAGE_NESTED, j), indent + "  ", field.type_name
+                )
                 self.lines.append(f"{indent}}}")
                 return
         text = f"{label}{self._type(field)} {field.name} = {field.number}{options};"
@@ -301,31 +313,32 @@ class _Writer:
         inner = indent + "  "
         self.element(path, indent, f"enum {enum.name} {{")
         if enum.HasField("options"):
-            self.option_statements(enum.options, (*path, 3), inner)
+            self.option_statements(enum.options, (*path, P.ENUM_OPTIONS), inner)
         for k, value in enumerate(enum.value):
             text = f"{value.name} = {value.number}{self.brackets(value.options)};"
-            self.element((*path, 2, k), inner, text)
+            self.element((*path, P.ENUM_VALUE, k), inner, text)
         for k, reserved in enumerate(enum.reserved_range):
             text = _range(reserved.start, reserved.end, _ENUM_MAX)
-            self.element((*path, 4, k), inner, f"reserved {text};")
+            self.element((*path, P.ENUM_RESERVED_RANGE, k), inner, f"reserved {text};")
         for k, name in enumerate(enum.reserved_name):
-            self.element((*path, 5, k), inner, f'reserved "{name}";')
+            self.element((*path, P.ENUM_RESERVED_NAME, k), inner, f'reserved "{name}";')
         self.lines.append(f"{indent}}}")
 
     def service(self, service: d.ServiceDescriptorProto, path: Path) -> None:
         self.element(path, "", f"service {service.name} {{")
         if service.HasField("options"):
-            self.option_statements(service.options, (*path, 3), "  ")
+            self.option_statements(service.options, (*path, P.SERVICE_OPTIONS), "  ")
         for k, method in enumerate(service.method):
             request = ("stream " if method.client_streaming else "") + method.input_type
             response = ("stream " if method.server_streaming else "") + method.output_type
             text = f"rpc {method.name}({request}) returns ({response})"
             if method.HasField("options"):  # `{}` (even empty) gives the method options
-                self.element((*path, 2, k), "  ", text + " {")
-                self.option_statements(method.options, (*path, 2, k, 4), "    ")
+                self.element((*path, P.SERVICE_METHOD, k), "  ", text + " {")
+                method_options = (*path, P.SERVICE_METHOD, k, P.METHOD_OPTIONS)
+                self.option_statements(method.options, method_options, "    ")
                 self.close("  ")
             else:
-                self.element((*path, 2, k), "  ", text + ";")
+                self.element((*path, P.SERVICE_METHOD, k), "  ", text + ";")
         self.close("")
 
 
