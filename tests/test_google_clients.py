@@ -149,17 +149,6 @@ TASKS_FILES = [
 ]
 SECRETS_FILES = [f"google/cloud/secretmanager/v1/{n}.proto" for n in ("service", "resources")]
 
-# What is missing on this branch until the `rules` branch lands.
-MIXIN_RULES = pytest.mark.xfail(
-    strict=True,
-    reason="needs `rules` (issue 13 item 4): a service YAML rule for an annotated method "
-    "(Locations) is refused, so the mixin routes under /v2 and /v1 do not exist",
-)
-
-FULLY_DECODE = pytest.mark.xfail(
-    strict=True,
-    reason="needs `rules` (issue 13 item 3): no GatewayOptions(fully_decode_reserved_expansion=…)",
-)
 
 # --- Generation (once per session) and servers (once per mode) ---
 
@@ -419,9 +408,9 @@ def test_tasks_errors_are_the_services(stack: Stack, project: str) -> None:
     )
 
 
-@MIXIN_RULES
 def test_tasks_locations_mixin(stack: Stack, project: str) -> None:
-    assert stack.tasks_api.yaml_refused is None, stack.tasks_api.yaml_refused
+    """GetLocation and ListLocations where cloudtasks_v2.yaml's `http:` rules put them (under
+    `/v2/projects/…`), replacing locations.proto's own annotations (`/v1/{name=locations/*}`)."""
     location = stack.tasks.get_location(request={"name": f"{project}/locations/europe-west1"})
     assert isinstance(location, locations_pb2.Location)
     assert (location.location_id, location.display_name) == ("europe-west1", "Belgium")
@@ -438,7 +427,6 @@ def test_tasks_locations_mixin(stack: Stack, project: str) -> None:
     assert [loc.location_id for loc in europe.locations] == ["europe-west1", "europe-west4"]
 
 
-@FULLY_DECODE
 def test_domain_scoped_project(stack: Stack) -> None:
     """Project ids may hold a colon (domain-scoped projects, `example.com:alpha`), which the
     clients percent-encode inside multi-segment variables (`{parent=projects/*/locations/*}`).
@@ -608,9 +596,8 @@ def test_secret_errors_are_the_services(stack: Stack, project: str) -> None:
     assert bad_checksum.value.details[0]["fieldViolations"][0]["field"] == "payload.data_crc32c"
 
 
-@MIXIN_RULES
 def test_secret_manager_locations_mixin(stack: Stack, project: str) -> None:
-    assert stack.secrets_api.yaml_refused is None, stack.secrets_api.yaml_refused
+    """The same mixin at secretmanager_v1.yaml's `/v1/{name=projects/*/locations/*}`."""
     location = stack.secrets.get_location(request={"name": f"{project}/locations/us-central1"})
     assert location.display_name == "Iowa"
     listed = stack.secrets.list_locations(request={"name": project})

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import shutil
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -29,9 +28,6 @@ class GeneratedApi:
 
     service: ModuleType  # e.g. <name>.google.cloud.tasks.v2
     locations: ModuleType  # <name>.google.cloud.location
-    # What protoc said when the service YAML was refused; the packages were then generated
-    # without it (the annotations only), so that everything but the mixin routes can run.
-    yaml_refused: str | None
 
     @property
     def packages(self) -> tuple[ModuleType, ModuleType]:
@@ -50,19 +46,13 @@ def generated_api(
     config = root / f"{name}.yaml"
     config.write_text(service_yaml)
     out = root / name
-    refused = _generate(out, [*files, LOCATIONS_PROTO], f"http_config={config}")
-    if refused is not None:
-        # Today a YAML rule for an annotated method (Locations has annotations) is an error.
-        _reset(out)
-        if (again := _generate(out, [*files, LOCATIONS_PROTO], "")) is not None:
-            raise AssertionError(f"protoc failed on {files}: {again}")
+    _generate(out, [*files, LOCATIONS_PROTO], f"http_config={config}")
     sys.path.insert(0, str(root))
     importlib.invalidate_caches()
     try:
         yield GeneratedApi(
             service=importlib.import_module(f"{name}.{package}"),
             locations=importlib.import_module(f"{name}.google.cloud.location"),
-            yaml_refused=refused,
         )
     finally:
         sys.path.remove(str(root))
@@ -70,25 +60,19 @@ def generated_api(
             del sys.modules[module]
 
 
-def _generate(out: Path, files: Sequence[str], options: str) -> str | None:
-    """protoc + protoc-gen-restmon (all three outputs) into `out`; protoc's stderr if it failed."""
-    _reset(out)
+def _generate(out: Path, files: Sequence[str], options: str) -> None:
+    """protoc + protoc-gen-restmon (all three outputs) into `out`, a regular package (betterproto's
+    packages import each other relatively)."""
+    out.mkdir(parents=True)
+    (out / "__init__.py").touch()
     result = protoc(
         [
             f"-I{CORPUS}",
             f"--plugin=protoc-gen-restmon={restmon_plugin()}",
             f"--restmon_out={out}",
-            *([f"--restmon_opt={options}"] if options else []),
+            f"--restmon_opt={options}",
             *files,
         ]
     )
-    if result.returncode == 0:
-        return None
-    return result.stderr.strip() or f"protoc exited with {result.returncode}"
-
-
-def _reset(out: Path) -> None:
-    """An empty output root that is a regular package (betterproto imports relatively)."""
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "__init__.py").touch()
+    if result.returncode:
+        raise AssertionError(f"protoc failed on {files}: {result.stderr}")
