@@ -22,10 +22,12 @@ from google.api_core import exceptions
 from google.cloud import secretmanager_v1, tasks_v2
 from google.cloud.location import locations_pb2  # type: ignore[import-untyped]
 from google.protobuf import field_mask_pb2
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.support.cloud_fakes.cloud_tasks import make_cloud_tasks
 from tests.support.cloud_fakes.locations import make_locations
-from tests.support.cloud_fakes.secret_manager import make_secret_manager
+from tests.support.cloud_fakes.secret_manager import crc32c, make_secret_manager
 from tests.support.google_apis import CORPUS, GeneratedApi, generated_api
 from tests.support.google_clients import MODES, OPTIONS, client_options, served
 
@@ -536,6 +538,28 @@ def test_add_version_and_access_are_custom_verbs(stack: Stack, project: str) -> 
     assert latest.payload.data == b"\x00\xffbinary"
     oldest = stack.secrets.access_secret_version(name=first.name)
     assert (oldest.payload.data, oldest.payload.data_crc32c) == (b"123456789", 0xE3069283)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    # `project` is the same for every example: each adds a version to the same secret.
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(data=st.binary(max_size=4096), checked=st.booleans())
+def test_any_payload_round_trips(stack: Stack, project: str, data: bytes, checked: bool) -> None:
+    """Payload bytes go as base64 in the body of `:addVersion`, come back from `:access` as
+    base64 in the response, and the CRC32C (an int64: a JSON string) both ways."""
+    secret = f"{project}/secrets/blob"
+    if secret not in stack.secrets_fake.secrets:
+        _new_secret(stack, project, "blob")
+    payload = secretmanager_v1.SecretPayload(data=data)
+    if checked:
+        payload.data_crc32c = crc32c(data)
+    version = stack.secrets.add_secret_version(parent=secret, payload=payload)
+    assert version.client_specified_payload_checksum == checked
+    accessed = stack.secrets.access_secret_version(name=version.name)
+    assert (accessed.payload.data, accessed.payload.data_crc32c) == (data, crc32c(data))
 
 
 def test_secret_iam_policy(stack: Stack, project: str) -> None:
