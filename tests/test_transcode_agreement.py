@@ -57,6 +57,12 @@ class Drawn(NamedTuple):
     text: str
     json_value: Any
     same_problem: bool  # the body carries the text itself: both refuse for the same reason
+    map_key: str | None = None  # a map entry: `by_int64[12]=x`, {"by_int64": {"12": "x"}}
+
+    @property
+    def path(self) -> tuple[str, ...]:
+        """The field path both refusals must name."""
+        return (self.key,) if self.map_key is None else (self.key, f"[{self.map_key}]")
 
 
 def camel(name: str) -> str:
@@ -177,41 +183,66 @@ TEXTS: dict[str, st.SearchStrategy[str]] = {
 
 @st.composite
 def drawn_values(draw: st.DrawFn) -> Drawn:
+    """A singular field of Sink and a text for it."""
     name = draw(st.sampled_from(sorted(TEXTS)))
     key = draw(st.sampled_from([name, camel(name)]))
     text = draw(TEXTS[name])
-    # What the client puts in the body for the same value.
-    if name in BOOL_FIELDS and text in ("true", "false"):
-        return Drawn(name, key, text, text == "true", same_problem=False)
-    if name in BOOL_FIELDS:
-        return Drawn(name, key, text, text, same_problem=False)
-    if name in (*INT_KINDS, "color") and STRICT_JSON_INTEGER.match(text) and draw(st.booleans()):
-        return Drawn(name, key, text, json.loads(text), same_problem=False)  # the JSON number 12
+    return Drawn(name, key, text, *json_counterpart(draw, name, text))
+
+
+def json_counterpart(draw: st.DrawFn, kind: str, text: str) -> tuple[Any, bool]:
+    """What the client puts in the body for `text` (a value of a field like `kind`), and whether
+    a refusal must give the same problem (the body carries the text itself)."""
+    if kind in BOOL_FIELDS:
+        return (text == "true" if text in ("true", "false") else text), False
+    if kind in (*INT_KINDS, "color") and STRICT_JSON_INTEGER.match(text) and draw(st.booleans()):
+        return json.loads(text), False  # the JSON number 12
     if (
-        name in FLOAT_FIELDS
+        kind in FLOAT_FIELDS
         and STRICT_JSON_FRACTION.match(text)
         and not STRICT_JSON_INTEGER.match(text)  # JSON -0 reads as the int 0: no sign
         and math.isfinite(json.loads(text))  # 1e999 reads as inf, written back as Infinity
         and draw(st.booleans())
     ):
-        return Drawn(name, key, text, json.loads(text), same_problem=False)  # the JSON number 1.5
+        return json.loads(text), False  # the JSON number 1.5
     # In a URL, a space in base64 or in an offset is the "+" the client did not encode.
-    plus = text.replace(" ", "+") if name in (*BYTES_FIELDS, "at") else text
-    if name == "at" and plus != text:
+    plus = text.replace(" ", "+") if kind in BYTES_FIELDS else text
+    if kind == "at":
         plus = text[:-6] + text[-6:].replace(" ", "+")  # only the offset's space
-    return Drawn(name, key, text, plus, same_problem=plus == text)  # messages quote what was sent
+    return plus, plus == text  # messages quote what was sent
+
+
+# Map fields: (the strategy of their keys, the kind of field their values are like).
+MAPS: dict[str, tuple[st.SearchStrategy[str], str]] = {
+    "by_int64": (integer_texts(64), "f_string"),
+    "by_bool": (BOOL_TEXTS, "f_string"),
+    "by_uint32": (integer_texts(-32), "color"),
+    "at_by_name": (STRING_TEXTS, "at"),
+}
+
+
+@st.composite
+def drawn_map_entries(draw: st.DrawFn) -> Drawn:
+    """One entry of a map field of Sink: any key text, a value text like its value type's."""
+    name = draw(st.sampled_from(sorted(MAPS)))
+    keys, kind = MAPS[name]
+    text = draw(TEXTS[kind])
+    counterpart = json_counterpart(draw, kind, text)
+    return Drawn(name, draw(st.sampled_from([name, camel(name)])), text, *counterpart, draw(keys))
 
 
 # --- The two requests ----------------------------------------------------------------------------
 
 
 def by_query(api: Api, drawn: Drawn) -> Message | FieldValueError:
-    query = f"{urllib.parse.quote(drawn.key, safe='')}={urllib.parse.quote(drawn.text, safe='')}"
+    key = drawn.key if drawn.map_key is None else f"{drawn.key}[{drawn.map_key}]"
+    query = f"{urllib.parse.quote(key, safe='')}={urllib.parse.quote(drawn.text, safe='')}"
     return outcome(api, Case("Query", (), query))
 
 
 def by_body(api: Api, drawn: Drawn) -> Message | FieldValueError:
-    body = json.dumps({drawn.key: drawn.json_value}, ensure_ascii=False).encode()
+    value = drawn.json_value if drawn.map_key is None else {drawn.map_key: drawn.json_value}
+    body = json.dumps({drawn.key: value}, ensure_ascii=False).encode()
     return outcome(api, Case("PostSink", (), body=body, content_type="application/json"))
 
 
@@ -230,7 +261,7 @@ def wire(message: Message) -> bytes:
 
 
 @SETTINGS
-@given(drawn=drawn_values())
+@given(drawn=drawn_values() | drawn_map_entries())
 def test_query_and_body_read_a_value_alike(api: Api, drawn: Drawn) -> None:
     query, body = by_query(api, drawn), by_body(api, drawn)
     if isinstance(query, Message) and isinstance(body, Message):
@@ -239,7 +270,7 @@ def test_query_and_body_read_a_value_alike(api: Api, drawn: Drawn) -> None:
     assert isinstance(query, FieldValueError), f"only the body refused: {body}"
     assert isinstance(body, FieldValueError), f"only the query refused: {query}"
     assert (query.source, body.source) == ("query parameter", "body field")
-    assert query.path == body.path == (drawn.key,)
+    assert query.path == body.path == drawn.path
     assert (
         query.message.removeprefix("query parameter") == body.message.removeprefix("body field")
         or not drawn.same_problem

@@ -22,19 +22,23 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-from protoc_gen_restmon.runtime.jsoncodec.options import DEFAULT_OPTIONS, DELEGATED, JsonOptions
+from protoc_gen_restmon.runtime.jsoncodec.options import (
+    DEFAULT_OPTIONS,
+    DELEGATED,
+    WRAPPERS_FILE,
+    JsonOptions,
+)
 from protoc_gen_restmon.runtime.jsoncodec.registry import descriptor_of, is_map_field
 from protoc_gen_restmon.runtime.jsoncodec.scalars import (
     Convert,
     FieldError,
     FieldValueError,
-    Fill,
     UnknownEnumName,
     json_path,
     map_key_parser,
-    message_value_parser,
     scalar_parser,
     show,
+    string_form_parser,
 )
 from protoc_gen_restmon.runtime.status import Code, RpcError
 
@@ -175,9 +179,11 @@ def _parser(descriptor: Descriptor) -> _Merge:
 
 
 def _build_parser(descriptor: Descriptor) -> _Merge:
-    fill = message_value_parser(descriptor)
-    if fill is not None:
-        return _value_parser(fill)
+    if descriptor.file.name == WRAPPERS_FILE:
+        return _wrapper_parser(descriptor)
+    parse = string_form_parser(descriptor.full_name)
+    if parse is not None:
+        return _string_form_parser(descriptor.name, parse)
     if descriptor.full_name in DELEGATED:
         return _delegated_parser
     return _message_parser(descriptor)
@@ -351,11 +357,30 @@ def _null_is_value(field: FieldDescriptor) -> bool:
     return field.enum_type is not None and field.enum_type.full_name == "google.protobuf.NullValue"
 
 
-def _value_parser(fill: Fill) -> _Merge:
-    """Timestamp (RFC 3339), Duration ("1.5s"), FieldMask ("a.b,c"), the wrappers (their value)."""
+# The JSON side of `scalars.message_value_parser`, one call shorter: these types are common.
+
+
+def _wrapper_parser(descriptor: Descriptor) -> _Merge:
+    """The wrappers: their bare value."""
+    convert = scalar_parser(descriptor.fields_by_name["value"])
 
     def merge(message: Any, value: Any, ignore: bool, depth: int) -> None:
-        fill(message, value)
+        try:
+            message.value = convert(value)
+        except ValueError as err:  # upb refuses what the checks let through (lone surrogates)
+            raise FieldError(f"invalid value {show(value)}: {err}") from None
+        message.SetInParent()
+
+    return merge
+
+
+def _string_form_parser(type_name: str, parse: Callable[[Any, str], None]) -> _Merge:
+    """Timestamp (RFC 3339), Duration ("1.5s"), FieldMask ("a.b,c")."""
+
+    def merge(message: Any, value: Any, ignore: bool, depth: int) -> None:
+        if type(value) is not str:
+            raise FieldError(f"expected a {type_name} string, got {show(value)}")
+        parse(message, value)
         message.SetInParent()
 
     return merge
