@@ -28,7 +28,6 @@ its field path the same way for every source: `query parameter "page.size": …`
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import math
@@ -127,8 +126,6 @@ _INTEGER: Final = re.compile(r"-?[0-9]+\Z")
 # A number as text, leniently (as json_format reads it): leading zeros, "1." and ".5".
 _DECIMAL: Final = re.compile(r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
 _BASE64: Final = re.compile(r"[A-Za-z0-9+/]*\Z")
-_URL_SAFE: Final = str.maketrans("-_", "+/")
-_TEXT_BASE64: Final = str.maketrans(" -_", "++/")  # a space is an unencoded "+"
 # Doubles from here on round to infinity as float32 (2**128 - 2**103). json_format refuses anything
 # over FLT_MAX instead, which includes 3.4028235e+38: its own shortest form of FLT_MAX.
 _FLOAT_OVERFLOW: Final = 3.4028235677973366e38
@@ -166,7 +163,7 @@ def scalar_parser(field: FieldDescriptor, *, text: bool = False, noun: str = "va
     if kind == FieldDescriptor.TYPE_STRING:
         return _parse_string
     if kind == FieldDescriptor.TYPE_BYTES:
-        return _bytes_parser(_TEXT_BASE64 if text else _URL_SAFE)
+        return _bytes_parser(text)
     assert field.enum_type is not None, field.full_name
     return _enum_parser(field.enum_type)
 
@@ -276,18 +273,23 @@ def _parse_string(value: Any) -> str:
     raise FieldError(f"expected a string, got {show(value)}")
 
 
-def _bytes_parser(alphabet: dict[int, int]) -> Convert:
-    """Standard or URL-safe base64, padded or not (RFC 4648 §4 and §5); padding, if any, right."""
+def _bytes_parser(text: bool) -> Convert:
+    """Standard or URL-safe base64, padded or not (RFC 4648 §4 and §5); padding, if any, right.
+
+    As text, a space is an unencoded "+". (`str.replace` where needed: `translate` costs a µs.)
+    """
 
     def parse(value: Any) -> bytes:
         if type(value) is str:
-            digits = value.translate(alphabet)
+            digits = value.replace(" ", "+") if text and " " in value else value
+            if "-" in digits or "_" in digits:
+                digits = digits.replace("-", "+").replace("_", "/")
             stripped = digits.rstrip("=")
             padding = len(digits) - len(stripped)
             bad_padding = padding > 2 or (padding and len(digits) % 4) or len(stripped) % 4 == 1
             if _BASE64.match(stripped) and not bad_padding:
-                try:
-                    return base64.b64decode(stripped + "=" * (-len(stripped) % 4), validate=True)
+                try:  # the alphabet is checked: a2b_base64 directly (b64decode's validate is slow)
+                    return binascii.a2b_base64(stripped + "=" * (-len(stripped) % 4))
                 except binascii.Error:
                     pass
         raise FieldError(f"invalid bytes value {show(value)}: expected base64")
