@@ -216,47 +216,55 @@ BODY_ERRORS = [
         SHELF,
         JSON,
         b'{"bogus":1}',
-        "at shelf.bogus: no such field in bookstore.v1.Shelf",
+        'field "shelf.bogus": no such field in bookstore.v1.Shelf',
         id="unknown-field",
     ),
     pytest.param(
         SHELF,
         JSON,
         b'{"location":{"bogus":1}}',
-        "at shelf.location",
+        'field "shelf.location',
         id="unknown-nested-field",
     ),
-    pytest.param(SHELF, JSON, b'{"displayName":5}', "at shelf.displayName", id="number-for-string"),
-    pytest.param(SHELF, JSON, b'{"bookCount":true}', "at shelf.bookCount", id="bool-for-int64"),
-    pytest.param(SHELF, JSON, b'{"labels":[]}', "at shelf.labels", id="array-for-map"),
-    pytest.param(SHELF, JSON, b'{"location":"x"}', "at shelf.location", id="string-for-message"),
-    pytest.param(SHELF, JSON, b'{"theme":"NOPE"}', 'unknown value "NOPE"', id="unknown-enum-name"),
     pytest.param(
-        SHELF, JSON, b'{"createTime":"yesterday"}', "at shelf.createTime", id="bad-timestamp"
+        SHELF, JSON, b'{"displayName":5}', 'field "shelf.displayName', id="number-for-string"
+    ),
+    pytest.param(SHELF, JSON, b'{"bookCount":true}', 'field "shelf.bookCount', id="bool-for-int64"),
+    pytest.param(SHELF, JSON, b'{"labels":[]}', 'field "shelf.labels', id="array-for-map"),
+    pytest.param(
+        SHELF, JSON, b'{"location":"x"}', 'field "shelf.location', id="string-for-message"
+    ),
+    pytest.param(
+        SHELF, JSON, b'{"theme":"NOPE"}', '"NOPE" is not a value of enum', id="unknown-enum-name"
+    ),
+    pytest.param(
+        SHELF, JSON, b'{"createTime":"yesterday"}', 'field "shelf.createTime', id="bad-timestamp"
     ),
     pytest.param(
         SHELF,
         JSON,
         b'{"location":{"floor":2147483648}}',
-        "at shelf.location.floor",
+        'field "shelf.location.floor',
         id="int32-out-of-range",
     ),
     pytest.param(
         SHELF,
         JSON,
         b'{"bookCount":"99999999999999999999"}',
-        "at shelf.bookCount",
+        'field "shelf.bookCount',
         id="int64-out-of-range",
     ),
     pytest.param(
         SHELF,
         JSON,
         b'{"displayName":"a","displayName":"b"}',
-        'duplicate key "displayName"',
+        'key "displayName" appears twice',
         id="duplicate-key",
     ),
     pytest.param(SHELF, JSON, b'{"bookCount":NaN}', "NaN is not JSON", id="bare-NaN-token"),
-    pytest.param(SHELF, JSON, b"\xff{}", "request body is not UTF-8", id="not-utf8"),
+    pytest.param(
+        SHELF, JSON, b"\xff{}", "request body is not valid JSON: not UTF-8 at byte 0", id="not-utf8"
+    ),
     pytest.param(SHELF, JSON, b"[1]", "must be a JSON object", id="array-for-message"),
     pytest.param(SHELF, JSON, b'"shelf"', "must be a JSON object", id="string-for-message-body"),
     pytest.param(
@@ -277,7 +285,7 @@ BODY_ERRORS = [
         SHELF,
         JSON,
         b'{"theme":1.5}',
-        "at shelf.theme",
+        'field "shelf.theme',
         id="fraction-for-enum",
     ),
     pytest.param(
@@ -519,7 +527,7 @@ CLIENT_STREAM_ERRORS = [
         A + b'\n{"bogus":1}\n',
         400,
         3,
-        "at bogus: no such field",
+        'field "bogus": no such field',
         id="unknown-field-line",
     ),
     pytest.param("application/json", b"[1]\n", 400, 3, "must be a JSON object", id="array-line"),

@@ -202,55 +202,52 @@ BODY_ERRORS = [
     ),
     pytest.param(
         Case("CreateShelf", body=b'{"displayName": '),
-        bad("request body is not valid JSON: Expecting value: line 1 column 17 (char 16)"),
+        bad("request body is not valid JSON: Expecting value at line 1 column 17"),
         id="malformed-json",
     ),
     pytest.param(
         Case("CreateShelf", body=b'{"displayName": "\xff"}'),
-        bad("request body is not UTF-8: 'utf-8' codec can't decode byte 0xff in position 17: …"),
+        bad("request body is not valid JSON: not UTF-8 at byte 17"),
         id="not-utf8",
     ),
     pytest.param(
         Case("CreateShelf", body=b'\xef\xbb\xbf{"displayName": "x"}'),
-        bad("request body is not valid JSON: Unexpected UTF-8 BOM …"),
+        bad("request body is not valid JSON: starts with a byte order mark"),
         id="byte-order-mark",
     ),
     pytest.param(
         Case("CreateShelf", body=b'{"displayName": "a", "displayName": "b"}'),
-        bad('request body is not valid JSON: duplicate key "displayName"'),
+        bad('request body is not valid JSON: key "displayName" appears twice in one object'),
         id="duplicate-key",
     ),
     pytest.param(
         Case("CreateShelf", body=b'{"location": {"floor": NaN}}'),
-        bad('request body is not valid JSON: NaN is not JSON (write it as the string "NaN")'),
+        bad('request body is not valid JSON: NaN is not JSON (write it as a string: "NaN")'),
         id="bare-nan",
     ),
     pytest.param(
         Case("CreateShelf", body=b"[" * 100_000 + b"]" * 100_000),
-        bad("request body is not valid JSON: maximum recursion depth exceeded …"),
+        bad("request body is not valid JSON: nested too deeply"),
         id="deep-array",
     ),
     pytest.param(
         Case("CreateShelf", body=b'{"displayName": "x", "nope": 1}'),
-        bad("invalid JSON body at shelf.nope: no such field in bookstore.v1.Shelf"),
+        bad('body field "shelf.nope": no such field in bookstore.v1.Shelf'),
         id="unknown-field",
     ),
     pytest.param(
         Case("CreateShelf", body=b'{"location": {"floor": "two"}}'),
-        bad("invalid JSON body at shelf.location.floor: …"),
+        bad('body field "shelf.location.floor": invalid int32 value "two": expected a decimal …'),
         id="wrong-type",
     ),
     pytest.param(
         Case("CreateShelf", body=b'{"location": {"floor": 2147483648}}'),
-        bad("invalid JSON body at shelf.location.floor: …"),
+        bad('body field "shelf.location.floor": int32 value 2147483648 is out of range …'),
         id="int-out-of-range",
     ),
     pytest.param(
         Case("CreateShelf", body=b'{"theme": "GENRE_JAZZ"}'),
-        bad(
-            'invalid JSON body at shelf.theme: unknown value "GENRE_JAZZ"'
-            " for enum bookstore.v1.Genre"
-        ),
+        bad('body field "shelf.theme": "GENRE_JAZZ" is not a value of enum bookstore.v1.Genre'),
         id="unknown-enum",
     ),
     pytest.param(
@@ -270,25 +267,22 @@ BODY_ERRORS = [
     ),
     pytest.param(
         Case("CheckoutBook", BOOK, body=b'{"memberId": "m1", "libraryCard": "7"}'),
-        bad("invalid JSON body at libraryCard: oneof borrower already set by memberId"),
+        bad('body field "libraryCard": oneof borrower already set by memberId'),
         id="body-star-two-oneof-members",
     ),
     pytest.param(
         Case("SetCount", ("things/t1",), body=b'"ten"'),
-        bad("invalid JSON body at count: …"),
+        bad('body field "count": invalid int64 value "ten": expected a decimal integer'),
         id="scalar-body-bad-value",
     ),
     pytest.param(
         Case("SetTags", ("things/t1",), body=b'{"a": 1}'),
-        bad("invalid JSON body at tags: …"),
+        bad('body field "tags": expected an array, got an object'),
         id="repeated-body-not-array",
     ),
     pytest.param(
         Case("PutInner", ("x",), body=b'{"child": ' * 150 + b"{}" + b"}" * 150),
-        bad(
-            "invalid JSON body at inner.child.child.….child.child.child: "
-            "messages nested deeper than 100"
-        ),
+        bad('body field "inner.child.child.….child.child.child": messages nested deeper than 100'),
         id="message-too-deep",
     ),
 ]

@@ -59,10 +59,8 @@ VALUE_ERRORS = [
     pytest.param(
         "f_int32=1_000", f'invalid int32 value "1_000": {EXPECTED_INT}', id="int-underscore"
     ),
-    pytest.param(
-        "f_int32=1.0", f'invalid int32 value "1.0": {EXPECTED_INT}', id="int-decimal-point"
-    ),
-    pytest.param("f_int64=1e3", f'invalid int64 value "1e3": {EXPECTED_INT}', id="int-exponent"),
+    pytest.param("f_int32=1.5", f'invalid int32 value "1.5": {EXPECTED_INT}', id="int-fraction"),
+    pytest.param("f_int64=1e-3", f'invalid int64 value "1e-3": {EXPECTED_INT}', id="int-exponent"),
     pytest.param("f_int64=0x10", f'invalid int64 value "0x10": {EXPECTED_INT}', id="int-hex"),
     pytest.param("f_int64=", f'invalid int64 value "": {EXPECTED_INT}', id="int-empty"),
     pytest.param(
@@ -140,7 +138,7 @@ VALUE_ERRORS = [
     ),
     pytest.param(
         "wait=315576000001s",
-        'invalid Duration "315576000001s": Couldn\'t parse duration: …',
+        'invalid Duration "315576000001s": more than 315576000000 seconds',
         id="duration-over",
     ),
     pytest.param("mask=a,,b", 'invalid FieldMask path ""', id="mask-empty-path"),
@@ -187,17 +185,17 @@ def test_build_request_value_errors(api: Api, query: str, why: str) -> None:
 MAP_KEY_ERRORS = [
     pytest.param(
         "by_int64[x]=1",
-        'query parameter "by_int64[x]" (map key): invalid int64 value "x": …',
+        'query parameter "by_int64[x]": invalid int64 map key "x": …',
         id="int-key",
     ),
     pytest.param(
         "by_bool[yes]=1",
-        'query parameter "by_bool[yes]" (map key): invalid bool value "yes": …',
+        'query parameter "by_bool[yes]": invalid bool map key "yes": …',
         id="bool-key",
     ),
     pytest.param(
         "by_uint32[-1]=1",
-        'query parameter "by_uint32[-1]" (map key): uint32 value "-1" is out of range …',
+        'query parameter "by_uint32[-1]": uint32 map key "-1" is out of range …',
         id="uint-key",
     ),
     pytest.param(

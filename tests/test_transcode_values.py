@@ -48,6 +48,9 @@ VALUES = [
         id="sfixed",
     ),
     pytest.param("f_int32=007", {"fInt32": 7}, id="int-leading-zeros"),
+    pytest.param(
+        "f_int32=1.0&f_int64=1e3", {"fInt32": 1, "fInt64": "1000"}, id="int-integral-forms"
+    ),
     pytest.param("f_uint64=-0", {}, id="uint-minus-zero"),
     pytest.param("f_double=1.5&f_float=-2.5e-3", {"fDouble": 1.5, "fFloat": -2.5e-3}, id="floats"),
     pytest.param("f_double=.5&f_float=1.", {"fDouble": 0.5, "fFloat": 1.0}, id="float-short-forms"),

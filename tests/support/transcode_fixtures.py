@@ -119,6 +119,10 @@ service Kitchen {
   rpc Query(Sink) returns (Sink) {
     option (google.api.http) = {get: "/v1/sink"};
   }
+  // The same fields from a JSON body: test_transcode_agreement.py feeds both the same values.
+  rpc PostSink(Sink) returns (Sink) {
+    option (google.api.http) = {post: "/v1/sink" body: "*"};
+  }
   rpc PutInner(Sink) returns (Sink) {
     option (google.api.http) = {put: "/v1/sink/{inner.text}" body: "inner"};
   }
@@ -182,6 +186,9 @@ class Api(NamedTuple):
 
     classes: dict[str, type[Message]]
     bindings: dict[str, tuple[Binding, ...]]
+
+    def __repr__(self) -> str:  # hypothesis prints it with every falsifying example
+        return f"Api({len(self.classes)} classes, {len(self.bindings)} methods)"
 
 
 def _exec_routes(text: str, name: str) -> tuple[Binding, ...]:

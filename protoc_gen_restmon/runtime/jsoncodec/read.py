@@ -3,17 +3,19 @@
 It reads every form the mapping allows (json_name or proto names, 64-bit integers as strings,
 "NaN", base64 with or without padding) and refuses everything else, including what
 `google.protobuf.json_format` lets through (an enum given as 1.5, a Timestamp such as
-"2020-1-1T1:2:3Z"), with a `JsonFieldError`: an RpcError(INVALID_ARGUMENT) naming the field.
-Text that is not JSON at all is an RpcError(INVALID_ARGUMENT) too.
+"2020-1-1T1:2:3Z"), with a `FieldValueError`: an RpcError(INVALID_ARGUMENT) naming the field.
+The values themselves are read by `scalars`, the decoder the URL's text goes through as well.
+Text that is not strict JSON (`load_json`) is an RpcError(INVALID_ARGUMENT) too.
 
-    from_json(b'{"pageCount": "x"}', Book)    # JsonFieldError: 'field pageCount: expected int32,
-                                              #   got "x"' (path ("pageCount",))
+    from_json(b'{"pageCount": "x"}', Book)    # FieldValueError: 'field "pageCount": invalid
+                                              #   int32 value "x": expected a decimal integer'
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
 from google.protobuf import json_format
@@ -23,7 +25,6 @@ from google.protobuf.message import Message
 from protoc_gen_restmon.runtime.jsoncodec.options import (
     DEFAULT_OPTIONS,
     DELEGATED,
-    STRING_FORMS,
     WRAPPERS_FILE,
     JsonOptions,
 )
@@ -31,41 +32,27 @@ from protoc_gen_restmon.runtime.jsoncodec.registry import descriptor_of, is_map_
 from protoc_gen_restmon.runtime.jsoncodec.scalars import (
     Convert,
     FieldError,
+    FieldValueError,
     UnknownEnumName,
+    json_path,
     map_key_parser,
-    parse_duration,
-    parse_timestamp,
     scalar_parser,
     show,
+    string_form_parser,
 )
 from protoc_gen_restmon.runtime.status import Code, RpcError
 
-__all__ = ["JsonFieldError", "from_json", "json_path", "json_to_wire", "merge_json"]
+__all__ = [
+    "FieldValueError",
+    "JsonSyntaxError",
+    "from_json",
+    "json_path",
+    "json_to_wire",
+    "load_json",
+    "merge_json",
+]
 
 M = TypeVar("M", bound=Message)
-
-
-class JsonFieldError(RpcError):
-    """INVALID_ARGUMENT for JSON that does not fit the message, with where and what apart.
-
-    `path` leads from the outermost key inwards, ("reviews", "[1]", "mood") for reviews[1].mood,
-    and is empty for the document itself. The message is "field reviews[1].mood: <problem>".
-    """
-
-    def __init__(self, path: tuple[str, ...], problem: str) -> None:
-        where = json_path(path)
-        super().__init__(Code.INVALID_ARGUMENT, f"field {where}: {problem}" if where else problem)
-        self.path = path
-        self.problem = problem
-
-
-def json_path(path: Sequence[str]) -> str:
-    """("reviews", "[1]", "mood") -> "reviews[1].mood": an index or map key takes no dot."""
-    where = ""
-    for segment in path:
-        where += segment if segment.startswith("[") or not where else f".{segment}"
-    return where
-
 
 # merge(message, json value, ignore_unknown_fields, depth) fills `message` from the value.
 _Merge = Callable[[Any, Any, bool, int], None]
@@ -76,8 +63,19 @@ _MAX_DEPTH: Final = 100  # as json_format: messages nested deeper are refused
 _PARSERS: dict[Descriptor, _Merge] = {}
 
 
+# --- Strict JSON text -----------------------------------------------------------------------------
+
+
+class JsonSyntaxError(ValueError):
+    """Text that is not strict JSON; `problem` says why ("not UTF-8 at byte 3")."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+
 def _reject_constant(name: str) -> Any:
-    raise ValueError(f'{name} is not JSON (write it as a string: "{name}")')
+    raise JsonSyntaxError(f'{name} is not JSON (write it as a string: "{name}")')
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -86,7 +84,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         seen: set[str] = set()
         for key, _ in pairs:
             if key in seen:
-                raise ValueError(f"key {json.dumps(key)} appears twice in one object")
+                raise JsonSyntaxError(f"key {show(key)} appears twice in one object")
             seen.add(key)
     return result
 
@@ -96,27 +94,69 @@ _DECODER: Final = json.JSONDecoder(
 )
 
 
+def load_json(data: bytes | str) -> Any:
+    """Strict JSON, for request bodies and `from_json` alike: UTF-8, no byte order mark, no key
+    twice in one object, no bare NaN/Infinity, no number longer than Python converts.
+
+    Raises JsonSyntaxError saying what is wrong, and where.
+    """
+    try:
+        text = data.decode() if isinstance(data, bytes | bytearray) else data
+        if text.startswith("\ufeff"):
+            raise JsonSyntaxError("starts with a byte order mark")
+        return _DECODER.decode(text)
+    except UnicodeDecodeError as err:
+        problem = f"not UTF-8 at byte {err.start}"
+    except json.JSONDecodeError as err:
+        problem = f"{err.msg} at line {err.lineno} column {err.colno}"
+    except JsonSyntaxError:
+        raise
+    except ValueError:
+        # int() refuses numbers of more than sys.get_int_max_str_digits() digits, in words that
+        # differ between Python versions and name an interpreter setting: not for clients.
+        problem = f"a number has more than {sys.get_int_max_str_digits()} digits"
+    except RecursionError:
+        problem = "nested too deeply"
+    raise JsonSyntaxError(problem)
+
+
+# --- JSON values into messages --------------------------------------------------------------------
+
+
 def from_json(data: bytes | str, cls: type[M], options: JsonOptions = DEFAULT_OPTIONS) -> M:
     """Parse proto3 JSON into a new `cls` message (json_name or proto names accepted).
 
     Anything that is not a valid `cls` in JSON raises RpcError(INVALID_ARGUMENT) naming the field.
     """
     message = cls()
-    merge_json(message, _decode(data, descriptor_of(cls)), options)
+    try:
+        document = load_json(data)
+    except JsonSyntaxError as err:
+        full_name = descriptor_of(cls).full_name
+        raise RpcError(
+            Code.INVALID_ARGUMENT, f"invalid JSON for {full_name}: {err.problem}"
+        ) from None
+    merge_json(message, document, options)
     return message
 
 
-def merge_json(message: Message, document: object, options: JsonOptions = DEFAULT_OPTIONS) -> None:
-    """Merge an already decoded JSON value (`json.loads` output) into `message`, as `from_json`.
+def merge_json(
+    message: Message,
+    document: object,
+    options: JsonOptions = DEFAULT_OPTIONS,
+    source: str = "field",
+) -> None:
+    """Merge an already decoded JSON value (`load_json` output) into `message`, as `from_json`.
 
-    For a request body bound to one field (`body: "book"`), pass `{"book": document}`.
+    For a request body bound to one field (`body: "book"`), pass `{"book": document}`. A bad
+    value is a FieldValueError from `source` ("body field" for the gateway).
     """
     try:
         _parser(descriptor_of(message))(message, document, options.ignore_unknown_fields, 0)
     except FieldError as err:
-        raise JsonFieldError(tuple(reversed(err.path)), err.problem) from None
+        raise FieldValueError(source, tuple(reversed(err.path)), err.problem) from None
     except RecursionError:
-        raise JsonFieldError((), "JSON nested too deeply") from None
+        raise FieldValueError(source, (), "JSON nested too deeply") from None
 
 
 def json_to_wire(
@@ -124,21 +164,6 @@ def json_to_wire(
 ) -> bytes:
     """Proto3 JSON of a `cls` message (a request body) -> its wire bytes."""
     return from_json(data, cls, options).SerializeToString()
-
-
-def _decode(data: bytes | str, descriptor: Descriptor) -> Any:
-    try:
-        text = data.decode() if isinstance(data, bytes | bytearray) else data
-        return _DECODER.decode(text)
-    except UnicodeDecodeError as err:
-        problem = f"not UTF-8 at byte {err.start}"
-    except json.JSONDecodeError as err:
-        problem = f"{err.msg} at line {err.lineno} column {err.colno}"
-    except ValueError as err:  # a duplicate key, NaN, an integer too long to convert
-        problem = str(err)
-    except RecursionError:
-        problem = "nested too deeply"
-    raise RpcError(Code.INVALID_ARGUMENT, f"invalid JSON for {descriptor.full_name}: {problem}")
 
 
 def _parser(descriptor: Descriptor) -> _Merge:
@@ -154,12 +179,12 @@ def _parser(descriptor: Descriptor) -> _Merge:
 
 
 def _build_parser(descriptor: Descriptor) -> _Merge:
-    full_name = descriptor.full_name
     if descriptor.file.name == WRAPPERS_FILE:
         return _wrapper_parser(descriptor)
-    if full_name in STRING_FORMS:
-        return _string_form_parser(full_name.rsplit(".", 1)[1])
-    if full_name in DELEGATED:
+    parse = string_form_parser(descriptor.full_name)
+    if parse is not None:
+        return _string_form_parser(descriptor.name, parse)
+    if descriptor.full_name in DELEGATED:
         return _delegated_parser
     return _message_parser(descriptor)
 
@@ -332,39 +357,33 @@ def _null_is_value(field: FieldDescriptor) -> bool:
     return field.enum_type is not None and field.enum_type.full_name == "google.protobuf.NullValue"
 
 
+# The JSON side of `scalars.message_value_parser`, one call shorter: these types are common.
+
+
 def _wrapper_parser(descriptor: Descriptor) -> _Merge:
+    """The wrappers: their bare value."""
     convert = scalar_parser(descriptor.fields_by_name["value"])
 
     def merge(message: Any, value: Any, ignore: bool, depth: int) -> None:
         try:
             message.value = convert(value)
-        except ValueError as err:
+        except ValueError as err:  # upb refuses what the checks let through (lone surrogates)
             raise FieldError(f"invalid value {show(value)}: {err}") from None
         message.SetInParent()
 
     return merge
 
 
-def _string_form_parser(type_name: str) -> _Merge:
+def _string_form_parser(type_name: str, parse: Callable[[Any, str], None]) -> _Merge:
     """Timestamp (RFC 3339), Duration ("1.5s"), FieldMask ("a.b,c")."""
-    parse = {"Timestamp": parse_timestamp, "Duration": parse_duration}.get(
-        type_name, _parse_with_method
-    )
 
     def merge(message: Any, value: Any, ignore: bool, depth: int) -> None:
         if type(value) is not str:
             raise FieldError(f"expected a {type_name} string, got {show(value)}")
-        try:
-            parse(message, value)
-        except ValueError as err:
-            raise FieldError(f"invalid {type_name} {show(value)}: {err}") from None
+        parse(message, value)
         message.SetInParent()
 
     return merge
-
-
-def _parse_with_method(message: Any, value: str) -> None:
-    message.FromJsonString(value)
 
 
 def _delegated_parser(message: Any, value: Any, ignore: bool, depth: int) -> None:

@@ -23,9 +23,7 @@ Choices where the spec is silent:
 
 from __future__ import annotations
 
-import json
 import re
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
@@ -33,7 +31,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from google.protobuf.message import Message
 
 from protoc_gen_restmon.runtime.jsoncodec.options import JsonOptions
-from protoc_gen_restmon.runtime.jsoncodec.read import JsonFieldError, json_path, merge_json
+from protoc_gen_restmon.runtime.jsoncodec.read import JsonSyntaxError, load_json, merge_json
 from protoc_gen_restmon.runtime.specs import Binding, FieldPath
 from protoc_gen_restmon.runtime.status import Code, RpcError
 from protoc_gen_restmon.runtime.transcode.system import is_system_parameter
@@ -57,6 +55,10 @@ M = TypeVar("M", bound=Message)
 
 BODY_ALL = ("*",)
 HTTP_BODY = "google.api.HttpBody"
+# Where a bad value came from, in its FieldValueError: `query parameter "page.size": …`.
+QUERY_SOURCE = "query parameter"
+PATH_SOURCE = "path variable"
+BODY_SOURCE = "body field"
 # `application/json`, or a structured syntax suffix: `application/merge-patch+json` (RFC 6839).
 JSON_MEDIA_TYPE = re.compile(r"application/(?:[a-z0-9!#$&^_.+-]+\+)?json")
 
@@ -125,7 +127,7 @@ def decode_body(
     if not body:
         return None
     check_json_content_type(content_type)
-    document = load_json(body)
+    document = read_json(body)
     parse_json(message, target, document, json_options)
     return document
 
@@ -176,39 +178,12 @@ def _utf8(parameter: str) -> bool:
     return value.strip().strip('"').lower() in ("utf-8", "utf8")
 
 
-def load_json(body: bytes) -> object:
-    """Strict JSON: UTF-8, no duplicate keys, no bare NaN/Infinity tokens."""
+def read_json(body: bytes) -> object:
+    """The body as strict JSON (`jsoncodec.read.load_json`: the codec's own loader)."""
     try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise RpcError(Code.INVALID_ARGUMENT, f"request body is not UTF-8: {exc}") from exc
-    try:
-        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
-    except (json.JSONDecodeError, _NotStrictJson, RecursionError) as exc:
-        raise RpcError(Code.INVALID_ARGUMENT, f"request body is not valid JSON: {exc}") from exc
-    except ValueError as exc:
-        # int() refuses numbers of more than sys.get_int_max_str_digits() digits, in words that
-        # differ between Python versions and name an interpreter setting: not for clients.
-        limit = sys.get_int_max_str_digits()
-        message = f"request body is not valid JSON: a number has more than {limit} digits"
-        raise RpcError(Code.INVALID_ARGUMENT, message) from exc
-
-
-class _NotStrictJson(ValueError):
-    """What json.loads accepts and strict JSON does not."""
-
-
-def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    found: dict[str, object] = {}
-    for key, value in pairs:
-        if key in found:
-            raise _NotStrictJson(f'duplicate key "{key}"')
-        found[key] = value
-    return found
-
-
-def _no_constant(name: str) -> object:
-    raise _NotStrictJson(f'{name} is not JSON (write it as the string "{name}")')
+        return load_json(body)
+    except JsonSyntaxError as exc:
+        raise RpcError(Code.INVALID_ARGUMENT, f"request body is not valid JSON: {exc}") from None
 
 
 def parse_json(
@@ -216,29 +191,16 @@ def parse_json(
 ) -> None:
     """The proto3 JSON mapping into the whole message (`*`) or into one of its fields.
 
-    The codec's parser (`json_read.merge_json`) does the work; its errors are reworded with the
-    path first: `invalid JSON body at shelf.location.floor: expected int32, got "two"`.
+    The codec's parser (`jsoncodec.read.merge_json`) does the work; a bad value is a
+    FieldValueError naming its path from the top of the request, as a query parameter's is:
+    `body field "shelf.location.floor": invalid int32 value "two": …`.
     """
     wants_object = target is None or (_is_plain_message(target) and document is not None)
     if wants_object and not isinstance(document, dict):
         raise RpcError(Code.INVALID_ARGUMENT, "request body must be a JSON object")
     # A field's value is parsed as the value of that one key of the whole request.
     wrapped: Any = {target.json_name: document} if target is not None else document
-    try:
-        merge_json(message, wrapped, options)
-    except JsonFieldError as exc:
-        raise RpcError(Code.INVALID_ARGUMENT, describe_json_error(exc.path, exc.problem)) from exc
-
-
-def describe_json_error(path: tuple[str, ...], problem: str) -> str:
-    """("shelf", "labels", "[a]") and "why" -> "invalid JSON body at shelf.labels[a]: why".
-
-    A path over 8 steps keeps its first and last 3: `inner.child.child.….child.child.child`.
-    """
-    if len(path) > 8:
-        path = (*path[:3], "…", *path[-3:])
-    where = json_path(path)
-    return f"invalid JSON body{' at ' + where if where else ''}: {problem}"
+    merge_json(message, wrapped, options, source=BODY_SOURCE)
 
 
 # --- Path variables ---
@@ -254,7 +216,7 @@ def set_path_params(message: Message, params: tuple[tuple[FieldPath, str], ...])
         last = steps[-1]
         if last.field.is_repeated or not is_leaf(last.field):
             raise RpcError(Code.INTERNAL, f"{where}: not a singular scalar field")
-        set_value(last.parent, last.field, text, where)
+        set_value(last.parent, last.field, text, PATH_SOURCE, path.proto)
 
 
 # --- Query parameters ---
@@ -312,17 +274,17 @@ def set_query_param(message: Message, state: QueryState, key: str, value: str) -
     proto_path = tuple(step.field.name for step in steps)
     state.given.add(proto_path[0])
     if is_map(last.field) or map_key is not None:
-        set_map_param(last, map_key, value, where)
+        set_map_param(last, map_key, value, where, (*names, f"[{map_key}]"))
     elif not is_leaf(last.field):
         why = f"a {type_name(last.field)} is not one value: give its fields, e.g. {key}.<field>"
         raise invalid(where, why)
     elif last.field.is_repeated:
-        add_value(last.parent, last.field, value, where)
+        add_value(last.parent, last.field, value, QUERY_SOURCE, names)
     elif proto_path in state.singular:
         raise invalid(where, f'field "{".".join(proto_path)}" given twice')
     else:
         state.singular.add(proto_path)
-        set_value(last.parent, last.field, value, where)
+        set_value(last.parent, last.field, value, QUERY_SOURCE, names)
 
 
 def split_key(key: str) -> tuple[tuple[str, ...], str | None]:
@@ -413,8 +375,10 @@ def check_oneofs(steps: tuple[Step, ...], where: str) -> None:
             raise invalid(where, f"{why}: give only one")
 
 
-def set_map_param(last: Step, map_key: str | None, value: str, where: str) -> None:
-    """`labels[env]=prod`."""
+def set_map_param(
+    last: Step, map_key: str | None, value: str, where: str, path: tuple[str, ...]
+) -> None:
+    """`labels[env]=prod`; `path` is ("labels", "[env]")."""
     name = last.field.name
     if map_key is None:
         raise invalid(where, f'"{name}" is a map: write {name}[KEY]=VALUE')
@@ -424,7 +388,7 @@ def set_map_param(last: Step, map_key: str | None, value: str, where: str) -> No
     if not is_leaf(value_field):
         why = f"map values of type {type_name(value_field)} cannot be given as query parameters"
         raise invalid(where, why)
-    set_map_entry(last.parent, last.field, map_key, value, where)
+    set_map_entry(last.parent, last.field, map_key, value, QUERY_SOURCE, path)
 
 
 # --- PATCH: update_mask from the body's keys ---
