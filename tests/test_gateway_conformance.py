@@ -329,6 +329,11 @@ PERCENT_DECODING = [
         {"parent": "shelves/a%3Ab"},
         id="multi-var-before-literal",
     ),
+]
+
+# The configured package's service config sets `fully_decode_reserved_expansion`: it applies to
+# every binding of that generation run, the annotated ones too (docs/http-transcoding.md §1).
+FULLY_DECODED = [
     pytest.param(
         "/v1/stats/y%2Fz%3Aw%20v",
         "get_store_stats",
@@ -344,16 +349,37 @@ PERCENT_DECODING = [
     pytest.param(
         "/v1/stats/a%2fb%2Bc", "get_store_stats", {"shelf": "a%2fb+c"}, id="fully-decoded-%2f"
     ),
+    pytest.param(
+        f"{FILES}/y%2Fz%3Aw%20v",
+        "get_book_file",
+        {"name": f"{DUNE}/files/y%2Fz:w v"},
+        id="annotated-multi-var-fully-decoded",
+    ),
+    pytest.param(
+        "/v1/shelves/a%3Ab/books",
+        "list_books",
+        {"parent": "shelves/a:b"},
+        id="annotated-multi-var-before-literal-fully-decoded",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("target", "handler", "request_dict"), PERCENT_DECODING)
 def test_path_variables_are_percent_decoded(
+    example: Served, target: str, handler: str, request_dict: dict[str, Any]
+) -> None:
+    reply = call(example.gateway, "GET", target)
+    assert example.requests() == [(handler, request_dict)]
+    assert reply.status in (200, 404)  # whether the example holds that resource
+
+
+@pytest.mark.parametrize(("target", "handler", "request_dict"), FULLY_DECODED)
+def test_fully_decoded_reserved_expansion_applies_to_the_whole_run(
     configured: Served, target: str, handler: str, request_dict: dict[str, Any]
 ) -> None:
     reply = call(configured.gateway, "GET", target)
     assert configured.requests() == [(handler, request_dict)]
-    assert reply.status in (200, 404)  # whether the example holds that resource
+    assert reply.status in (200, 404)
 
 
 # --- §3 Query parameters ---
