@@ -22,6 +22,7 @@ import importlib
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 
 from google.protobuf import descriptor_pb2, descriptor_pool
@@ -118,6 +119,8 @@ class _Finder:
         if owner is None or owner in self.tried:
             return None
         self.tried.add(owner)
+        if not self._written(owner):
+            return None
         try:
             module = importlib.import_module(owner)
         except ModuleNotFoundError as err:  # that package was not generated: only that is fine
@@ -126,6 +129,22 @@ class _Finder:
             raise
         self._index(module)
         return self._embedded(name)
+
+    def _written(self, owner: str) -> bool:
+        """Whether the owner's module file exists, looked for without importing anything:
+        importing it would first import its package's betterproto module, which a package
+        that only lends its name (google.api, when nobody generated its monitor module) does
+        not need. When the output root cannot be located, importing decides."""
+        parts = owner.split(".")
+        if self.root:
+            root = sys.modules.get(self.root)
+            paths = getattr(root, "__path__", None)
+            if paths is None:
+                return True
+            parts = parts[len(self.root.split(".")) :]
+        else:
+            paths = sys.path
+        return any(Path(p, *parts[:-1], parts[-1] + ".py").is_file() for p in paths)
 
     def _owner_name(self, package: str) -> str | None:
         if self.root is None:
