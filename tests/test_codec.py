@@ -506,7 +506,7 @@ def test_registry_loads_a_file_shared_by_two_packages_once(codec_world: CodecWor
     registry.add_module(codec_world.package("common.v1")._restmon_monitor)
     registry.add_module(
         codec_world.package("bookstore.v1")._restmon_monitor
-    )  # embeds money.proto too
+    )  # needs money.proto too (from common.v1's module)
     assert registry.message_class("common.v1.Money").DESCRIPTOR.file.name == "common/v1/money.proto"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 from google.api import annotations_pb2
 from google.protobuf.descriptor_pb2 import FileDescriptorSet
 
+from protoc_gen_restmon.runtime.jsoncodec.registry import DescriptorRegistry
 from tests.support.protoc_tools import REPO, protoc
 
 CORPUS = REPO / "corpus" / "google-proto-files"
@@ -123,3 +125,31 @@ def test_routes_lists_every_binding(corpus_runs: tuple[Path, list[PackageRun]]) 
     for line in lines:  # `GET /v1/{name=shelves/*} bookstore.v1.Bookstore/GetBook`
         http_method, template, target = line.split(" ")
         assert http_method and template.startswith("/") and "/" in target
+
+
+def test_every_monitor_module_finds_its_imports(
+    corpus_runs: tuple[Path, list[PackageRun]],
+) -> None:
+    """One protoc run per directory: each module embeds its own package's files and finds the
+    rest by name, in the modules other runs wrote (google/api, google/iam/v1, …) or in the
+    protobuf runtime (the well-known types, google/rpc, google/type). All of them fit in one
+    pool: no file is found in two different versions."""
+    root, _ = corpus_runs
+    modules = sorted(
+        ".".join(path.relative_to(root).with_suffix("").parts)
+        for path in (root / "gen").rglob("_restmon_monitor.py")
+    )
+    assert len(modules) > 400
+    registry = DescriptorRegistry()
+    sys.path.insert(0, str(root))
+    try:
+        for name in modules:
+            module = importlib.import_module(name)
+            registry.add_module(module)
+            own = {file for file, _ in module.FILE_DESCRIPTORS}
+            assert set(module.FILES) <= own, name
+    finally:
+        sys.path.remove(str(root))
+        for name in [m for m in sys.modules if m == "gen" or m.startswith("gen.")]:
+            del sys.modules[name]
+    registry.message_class("google.cloud.aiplatform.v1.Endpoint")

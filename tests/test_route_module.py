@@ -28,6 +28,7 @@ from google.protobuf.descriptor_pb2 import (
 )
 
 from protoc_gen_restmon.plugin.main import run
+from protoc_gen_restmon.runtime.descriptor_files import ProtoFile, needed_files
 from protoc_gen_restmon.runtime.specs import Binding, FieldPath, MessageRef, Segment, SegmentKind
 from tests.support.protoc_tools import (
     EXAMPLE_FILES,
@@ -126,6 +127,21 @@ def generated(
                 importlib.import_module(f"{gen}.{package}._restmon_routes"),
                 importlib.import_module(f"{gen}.{package}._restmon_monitor"),
             )
+            for package in packages
+        }
+
+
+@pytest.fixture(scope="module")
+def resolved(
+    tmp_path_factory: pytest.TempPathFactory, packages: list[str]
+) -> dict[str, list[ProtoFile]]:
+    """Every file each package's monitor module needs, found at run time (while `gen` is the
+    output of this run)."""
+    root = tmp_path_factory.mktemp("resolved")
+    response = run(capture_request(root, [PROTOS], EXAMPLE_FILES, "outputs=routes+monitor"))
+    with imported_output(response, root) as gen:
+        return {
+            package: needed_files(importlib.import_module(f"{gen}.{package}._restmon_monitor"))
             for package in packages
         }
 
@@ -313,29 +329,54 @@ def test_monitor_lists_every_service_and_method(
         assert got == want
 
 
-def test_monitor_embeds_the_package_files_and_their_imports_in_dependency_order(
+def closure(by_name: dict[str, FileDescriptorProto], names: list[str]) -> set[str]:
+    needed: set[str] = set()
+    stack = list(names)
+    while stack:
+        name = stack.pop()
+        if name not in needed:
+            needed.add(name)
+            stack.extend(by_name[name].dependency)
+    return needed
+
+
+def test_monitor_embeds_only_its_package_files_and_names_their_imports(
     generated: dict[str, tuple[ModuleType, ModuleType]], descriptors: FileDescriptorSet
 ) -> None:
     by_name = {f.name: f for f in descriptors.file}
     for package, (_, monitor) in generated.items():
-        needed: set[str] = set()
-        stack = [f.name for f in descriptors.file if f.package == package]
-        while stack:
-            name = stack.pop()
-            if name not in needed:
-                needed.add(name)
-                stack.extend(by_name[name].dependency)
-        decoded = [
-            (name, FileDescriptorProto.FromString(base64.b64decode(data)))
-            for name, data in monitor.FILE_DESCRIPTORS
-        ]
-        names = [name for name, _ in decoded]
-        assert sorted(names) == sorted(needed)
-        for position, (name, file) in enumerate(decoded):
-            assert file.name == name
-            assert set(file.dependency) <= set(names[:position]), name
+        own = [f.name for f in descriptors.file if f.package == package]
+        names = [name for name, _ in monitor.FILE_DESCRIPTORS]
+        assert names == own  # in dependency order, as protoc lists them
+        for name, data in monitor.FILE_DESCRIPTORS:
+            file = FileDescriptorProto.FromString(base64.b64decode(data))
             file.ClearField("source_code_info")
             assert file == by_name[name], name
+        imported = {d for name in own for d in by_name[name].dependency} - set(own)
+        assert dict(monitor.IMPORTS) == {name: by_name[name].package for name in imported}
+
+
+def test_every_needed_file_is_found_once_in_dependency_order(
+    resolved: dict[str, list[ProtoFile]], descriptors: FileDescriptorSet
+) -> None:
+    by_name = {f.name: f for f in descriptors.file}
+    for package, files in resolved.items():
+        own = [f.name for f in descriptors.file if f.package == package]
+        names = [f.name for f in files]
+        assert sorted(names) == sorted(closure(by_name, own))
+        for position, file in enumerate(files):
+            assert set(file.proto.dependency) <= set(names[:position]), file.name
+            # Files of other generated packages come from their modules; google/* from the
+            # protobuf runtime's pool (without comments or json names, maybe another version).
+            if file.name.startswith("google/"):
+                assert file.source.startswith("the protobuf runtime"), file.name
+                continue
+            owner = by_name[file.name].package
+            assert file.source == f"gen.{owner}._restmon_monitor", file.name
+            proto = FileDescriptorProto()
+            proto.CopyFrom(file.proto)
+            proto.ClearField("source_code_info")
+            assert proto == by_name[file.name], file.name
 
 
 def test_message_refs_resolve_to_the_betterproto_classes(

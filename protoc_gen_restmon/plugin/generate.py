@@ -63,7 +63,9 @@ def generate(request: CodeGeneratorRequest, raw_request: bytes) -> list[tuple[st
         except DataclassGenerationError as err:
             raise GenerationError.one(Where(err.package or "(betterproto)"), str(err)) from err
     for package, files in packages.items():
-        out.extend(_package_modules(request, index, options, package, files, sites, bindings))
+        out.extend(
+            _package_modules(request, index, options, packages, package, files, sites, bindings)
+        )
     return out
 
 
@@ -96,6 +98,7 @@ def _package_modules(
     request: CodeGeneratorRequest,
     index: DescriptorIndex,
     options: Options,
+    packages: dict[str, list[FileDescriptorProto]],
     package: str,
     files: list[FileDescriptorProto],
     sites: list[MethodSite],
@@ -108,10 +111,10 @@ def _package_modules(
         yield module_path(package, ROUTES_MODULE), render_routes(view)
     if "monitor" in options.outputs:
         services = _services(index, own, bindings, options.pydantic)
-        embedded = _with_dependencies(request, files)
+        embedded, imports = _embedded_and_imported(request, set(packages), files)
         yield (
             module_path(package, MONITOR_MODULE),
-            render_monitor(monitor_view(package, files, services, embedded)),
+            render_monitor(monitor_view(package, files, services, embedded, imports)),
         )
 
 
@@ -151,19 +154,50 @@ def _method_spec(
     )
 
 
-def _with_dependencies(
-    request: CodeGeneratorRequest, files: list[FileDescriptorProto]
-) -> list[FileDescriptorProto]:
-    """`files` and everything they import, in the request's (topological) order."""
+# Files the Python runtimes ship descriptors of: protobuf (the well-known types) and
+# googleapis-common-protos. A monitor module names them; runtime.descriptor_files finds them.
+RUNTIME_FILE_PREFIXES = (
+    "google/protobuf/",
+    "google/api/",
+    "google/rpc/",
+    "google/type/",
+    "google/longrunning/",
+)
+
+
+def _embedded_and_imported(
+    request: CodeGeneratorRequest, generated: set[str], files: list[FileDescriptorProto]
+) -> tuple[list[FileDescriptorProto], list[tuple[str, str]]]:
+    """What a package's monitor module embeds, and the files it names instead (with their
+    proto package), both in the request's (topological) order.
+
+    Embedded: the package's files, and the files they import, directly or not, that no package
+    of this run owns and that no Python runtime ships (their package may never be generated:
+    embedding them keeps the module whole). Named: every other file an embedded file imports,
+    found at run time in the monitor module of its package (written by this run or another)
+    or in the protobuf runtime, so that each file is embedded once.
+    """
     by_name = {f.name: f for f in request.proto_file}
-    needed: set[str] = set()
+    embedded: set[str] = set()
+    named: set[str] = set()
     stack = [f.name for f in files]
     while stack:
         name = stack.pop()
-        if name not in needed:
-            needed.add(name)
-            stack.extend(by_name[name].dependency)
-    return [f for f in request.proto_file if f.name in needed]
+        if name in embedded:
+            continue
+        embedded.add(name)
+        for dependency in by_name[name].dependency:
+            if _found_by_name(by_name[dependency], generated):
+                named.add(dependency)
+            else:
+                stack.append(dependency)
+    ordered = [f for f in request.proto_file if f.name in embedded]
+    imports = [(f.name, f.package) for f in request.proto_file if f.name in named - embedded]
+    return ordered, imports
+
+
+def _found_by_name(file: FileDescriptorProto, generated: set[str]) -> bool:
+    return file.package in generated or file.name.startswith(RUNTIME_FILE_PREFIXES)
 
 
 def _check_module_names(

@@ -56,6 +56,7 @@ class MonitorView:
     imports: tuple[str, ...]
     files: str  # Python source of the FILES tuple
     services: str  # Python source of the SERVICES tuple
+    imports_by_name: str  # Python source of the IMPORTS tuple
     descriptors: tuple[DescriptorView, ...]
     has_services: bool  # the hooks module is imported only when there are hook classes
     service_monitors: tuple[ServiceMonitorView, ...]
@@ -78,6 +79,7 @@ def monitor_view(
     files: Sequence[FileDescriptorProto],
     services: tuple[ServiceSpec, ...],
     embedded: Iterable[FileDescriptorProto],
+    imported: Sequence[tuple[str, str]],
 ) -> MonitorView:
     return MonitorView(
         package_name=package,
@@ -86,6 +88,9 @@ def monitor_view(
         imports=_imports(services, always=("ServiceSpec",)),
         files=to_source(tuple(f.name for f in files), prefix="FILES: tuple[str, ...] = "),
         services=to_source(services, prefix="SERVICES: tuple[ServiceSpec, ...] = "),
+        imports_by_name=to_source(
+            tuple(imported), prefix="IMPORTS: tuple[tuple[str, str], ...] = "
+        ),
         descriptors=tuple(_descriptor_view(f) for f in embedded),
         has_services=bool(services),
         service_monitors=tuple(_service_monitor_view(i, s) for i, s in enumerate(services)),

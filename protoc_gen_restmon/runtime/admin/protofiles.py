@@ -1,14 +1,14 @@
 """The `.proto` files of generated packages: labels, listing, single files, a zip, writing to disk.
 
-Files come from the FILE_DESCRIPTORS the plugin embedded in each package's monitor module (the
-package's files and every file they import), deduplicated by file name across packages, and are
-printed back to source by `proto_printer`. Nothing here takes a path from a request: a request
-names a file by its `app_label`, a key of a dictionary built here.
+Files are those of each package's monitor module and every file they import, wherever each
+is found (`runtime.descriptor_files`: the generated package owning it, or the protobuf runtime),
+deduplicated by file name across packages, and are printed back to source by `proto_printer`.
+Nothing here takes a path from a request: a request names a file by its `app_label`, a key of a
+dictionary built here.
 """
 
 from __future__ import annotations
 
-import base64
 import io
 import os
 import string
@@ -21,6 +21,7 @@ from typing import Any
 
 from google.protobuf import descriptor_pb2 as d
 
+from protoc_gen_restmon.runtime.descriptor_files import needed_files
 from protoc_gen_restmon.runtime.gateway.services import GeneratedPackage
 from protoc_gen_restmon.runtime.protofiles.printer import ProtoPrinter, UnsupportedProtoError
 
@@ -97,7 +98,7 @@ class ProtoFile:
     data: bytes  # the text in UTF-8, as served and written
     messages_count: int
     services_count: int
-    module_mtime: float  # mtime of the generated monitor module that embeds it
+    module_mtime: float  # mtime of the module it was taken from (generated, or a `_pb2`)
 
 
 class ProtoFiles:
@@ -225,21 +226,13 @@ def _write(directory: Path, file: ProtoFile, force: bool) -> bool:
 def _collect(
     packages: Iterable[GeneratedPackage],
 ) -> tuple[dict[str, d.FileDescriptorProto], dict[str, float]]:
-    """Descriptors by file name (the first package to embed a file wins) and the mtime of
-    the monitor module each was taken from."""
+    """Descriptors by file name (the first package to need a file wins) and the mtime of the
+    module each was taken from."""
     descriptors: dict[str, d.FileDescriptorProto] = {}
     mtimes: dict[str, float] = {}
     for package in packages:
-        mtime = _mtime(package.monitor)
-        embedded: tuple[tuple[str, str], ...] = package.monitor.FILE_DESCRIPTORS
-        for name, data in embedded:
-            if name in descriptors:
-                continue
-            descriptors[name] = d.FileDescriptorProto.FromString(base64.b64decode(data))
-            mtimes[name] = mtime
+        for file in needed_files(package.monitor):
+            if file.name not in descriptors:
+                descriptors[file.name] = file.proto
+                mtimes[file.name] = os.stat(file.path).st_mtime if file.path else 0.0
     return descriptors, mtimes
-
-
-def _mtime(module: ModuleType) -> float:
-    path = getattr(module, "__file__", None)
-    return os.stat(path).st_mtime if path else 0.0

@@ -7,7 +7,6 @@ Book = registry.message_class("bookstore.v1.Book")   # a upb message class
 
 from __future__ import annotations
 
-import base64
 from types import ModuleType
 from typing import cast
 
@@ -15,17 +14,17 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
+from protoc_gen_restmon.runtime.descriptor_files import DescriptorError, needed_files
+
 __all__ = ["DescriptorError", "DescriptorRegistry", "descriptor_of", "is_map_field"]
 
 
-class DescriptorError(Exception):
-    """Embedded descriptors that do not fit together, or a message the registry does not hold."""
-
-
 class DescriptorRegistry:
-    """A descriptor pool of its own, filled from generated monitor modules' `FILE_DESCRIPTORS`.
+    """A descriptor pool of its own, filled from generated monitor modules.
 
-    A file embedded by several packages (a shared dependency, a well-known type) is loaded once;
+    Each module brings its own files and every file they import (`descriptor_files`: found in
+    the generated package that owns it, or in the protobuf runtime). A file that several
+    packages need (a shared dependency, a well-known type) is loaded once;
     two different definitions under one file name are a `DescriptorError`. Comments
     (`source_code_info`) do not count as a difference.
     """
@@ -36,20 +35,18 @@ class DescriptorRegistry:
         self._classes: dict[str, type[Message]] = {}
 
     def add_module(self, module: ModuleType) -> None:
-        """Load every file of `module.FILE_DESCRIPTORS` (name, base64), dependencies first."""
-        files = getattr(module, "FILE_DESCRIPTORS", None)
-        if files is None:
-            raise DescriptorError(
-                f"{module.__name__} has no FILE_DESCRIPTORS: pass a generated monitor module"
-            )
-        for name, encoded in files:
-            self.add_file(name, base64.b64decode(encoded), source=module.__name__)
+        """Load a generated monitor module's files and all their imports, dependencies first."""
+        for file in needed_files(module):
+            self._add(file.name, file.proto, file.source)
 
     def add_file(self, name: str, serialized: bytes, *, source: str = "") -> None:
         """Load one serialized FileDescriptorProto; its imports must be loaded already."""
         proto = descriptor_pb2.FileDescriptorProto.FromString(serialized)
         if proto.name != name:
             raise DescriptorError(f"{source}: descriptor of {proto.name!r} listed as {name!r}")
+        self._add(name, proto, source)
+
+    def _add(self, name: str, proto: descriptor_pb2.FileDescriptorProto, source: str) -> None:
         definition = _definition(proto)
         known = self._files.get(name)
         if known is not None:
