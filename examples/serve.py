@@ -16,10 +16,7 @@ import uvicorn
 from grpclib.server import Server
 
 from examples.bookstore import make_service
-from protoc_gen_restmon.runtime.admin import AdminApp, create_admin_token, with_admin
-from protoc_gen_restmon.runtime.gateway.app import Gateway
-from protoc_gen_restmon.runtime.monitor.model import Store
-from protoc_gen_restmon.runtime.monitor.monitor import Monitor
+from protoc_gen_restmon.runtime import AdminApp, Gateway, Monitor, create_admin_token, with_admin
 
 CURLS = """\
 Try:
@@ -46,8 +43,9 @@ More tokens, a password for HTTP Basic, API keys: restmon admin --help, restmon 
 """
 
 
-def demo_token(store: Store) -> str:
+def demo_token(monitor: Monitor) -> str:
     """A new admin token when the store has no active one; else a hint (tokens are shown once)."""
+    store = monitor.store
     if any(token.is_active for token in store.admin_tokens()):
         return "<the token printed when this database was created>"
     _, secret = create_admin_token(store, "demo")
@@ -67,7 +65,7 @@ async def serve(root: str, host: str, grpc_port: int, http_port: int) -> None:
     admin = AdminApp(monitor, packages=[pb], proto_dir=Path(root) / "protos")
     print(f"gRPC on {host}:{grpc_port}, REST on http://{host}:{http_port}")
     print(CURLS.format(port=http_port))
-    print(ADMIN.format(port=http_port, db=db, token=demo_token(monitor.store)), flush=True)
+    print(ADMIN.format(port=http_port, db=db, token=demo_token(monitor)), flush=True)
     config = uvicorn.Config(
         with_admin(gateway, admin), host=host, port=http_port, log_level="warning"
     )
