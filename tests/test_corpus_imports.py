@@ -4,8 +4,11 @@ package imported (`make corpus`): betterproto's dataclasses, route and monitor m
 One `restmon generate` over every .proto file (google/protobuf aside: that is the protobuf
 library's own, in an edition newer than grpc_tools' protoc knows, and its well-known types come
 from grpc_tools), then the packages are imported in a few fresh interpreters, a chunk each
-(a package that fails must not hide the others, and 479 packages in one process would not say
+(a package that fails must not hide the others, and 634 packages in one process would not say
 which one broke the next).
+
+Time (2 CPUs shared with other work, load 3-7): generation 21 min, imports 2.6 min, the route
+listing 51 s; the generation is ~14 CPU-minutes, so about 7 min on two idle CPUs.
 """
 
 from __future__ import annotations
@@ -130,7 +133,7 @@ def test_every_generated_package_imports(corpus_root: Path) -> None:
     failures = import_failures(corpus_root, modules)
 
     assert failures == {}
-    assert len(packages) > 470  # 479 with google-proto-files 6.0.1
+    assert len(packages) > 600  # 634 with google-proto-files 6.0.1
     assert "gen.google.actions.sdk.v2.conversation" in packages  # a message named List
     assert "gen.google.cloud.bigquery.v2" in packages  # comments with "\N"
 
@@ -141,4 +144,5 @@ def test_routes_lists_the_whole_corpus(corpus_root: Path) -> None:
     )
 
     assert listed.returncode == 0, listed.stderr[-2000:]
-    assert len(listed.stdout.splitlines()) > 4000
+    assert listed.stderr == ""
+    assert len(listed.stdout.splitlines()) > 15_000  # 15,328 with google-proto-files 6.0.1
