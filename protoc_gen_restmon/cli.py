@@ -11,6 +11,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
@@ -59,29 +60,70 @@ def cmd_generate(args: argparse.Namespace) -> int:
         return int(protoc.main(argv))
 
 
-def route_modules(name: str) -> Iterator[ModuleType]:
-    """The route module `name`, or every route module in package `name` and below it."""
+@dataclass(frozen=True)
+class ImportFailure:
+    """A module `restmon routes` could not import, and why."""
+
+    module: str
+    error: Exception
+
+    def __str__(self) -> str:
+        error = self.error
+        why = str(error)
+        if isinstance(error, SyntaxError) and error.filename:  # its str() has the base name
+            why = f"{error.msg} ({error.filename}, line {error.lineno})"
+        return f"cannot import {self.module}: {type(error).__name__}: {why}"
+
+
+def route_module_names(name: str) -> list[str]:
+    """The route module `name`, or every route module in package `name` and below it, by file
+    name: the packages below are not imported, so that one that fails cannot hide the others."""
     module = importlib.import_module(name)
     if hasattr(module, "BINDINGS"):
-        yield module
-        return
+        return [name]
+    found = []
     for directory in getattr(module, "__path__", []):
-        for found in sorted(Path(directory).rglob(f"{ROUTES_MODULE}.py")):
-            relative = found.relative_to(directory).with_suffix("").parts
-            yield importlib.import_module(".".join((name, *relative)))
+        for path in sorted(Path(directory).rglob(f"{ROUTES_MODULE}.py")):
+            relative = path.relative_to(directory).with_suffix("").parts
+            found.append(".".join((name, *relative)))
+    return found
+
+
+def route_modules(name: str) -> Iterator[ModuleType | ImportFailure]:
+    """Each route module of `name` (see route_module_names), or why it could not be imported:
+    importing one imports its package, i.e. the dataclasses, which may fail (SyntaxError,
+    TypeError, a missing dependency, …)."""
+    for module_name in route_module_names(name):
+        try:
+            yield importlib.import_module(module_name)
+        except Exception as err:  # anything a generated package's import can raise
+            yield ImportFailure(module_name, err)
 
 
 def cmd_routes(args: argparse.Namespace) -> int:
+    """Print every binding; name each module that could not be imported (exit 1, after all)."""
     sys.path.insert(0, os.getcwd())
+    failures: list[ImportFailure] = []
     for name in args.modules:
         try:
             modules = list(route_modules(name))
-        except ImportError as err:
-            print(f"restmon routes: cannot import {name}: {err}", file=sys.stderr)
+        except Exception as err:  # the package named on the command line itself
+            print(f"restmon routes: {ImportFailure(name, err)}", file=sys.stderr)
             return 2
         for module in modules:
+            if isinstance(module, ImportFailure):
+                failures.append(module)
+                continue
             for binding in module.BINDINGS:
                 print(binding)
+    for failure in failures:
+        print(f"restmon routes: {failure}", file=sys.stderr)
+    if failures:
+        print(
+            f"restmon routes: {len(failures)} route module(s) not listed (see above)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -94,7 +136,13 @@ def parser() -> argparse.ArgumentParser:
     gen.add_argument("--opt", action="append", default=[], help="a plugin option, k=v")
     gen.add_argument("files", nargs="+")
     gen.set_defaults(run=cmd_generate)
-    routes = commands.add_parser("routes", help="list every HTTP binding of generated modules")
+    routes = commands.add_parser(
+        "routes",
+        help="list every HTTP binding of generated modules",
+        description="List every HTTP binding. A route module that cannot be imported (its "
+        "package's dataclasses fail to import) is named on stderr with the exception, every "
+        "other one is still listed, and the exit status is 1.",
+    )
     routes.add_argument("modules", nargs="+", help="generated package or route module, dotted")
     routes.set_defaults(run=cmd_routes)
     serve_cli.register(commands)

@@ -15,6 +15,7 @@ import pytest
 
 from protoc_gen_restmon.runtime.admin.protofiles import ProtoFiles
 from tests.support.admin_fixtures import AdminStack
+from tests.support.protoc_tools import any_protoc
 
 BASE = "/cfg/grpc/proto-files"
 
@@ -69,7 +70,12 @@ def test_download_all_is_a_zip_protoc_compiles(admin_stack: AdminStack, tmp_path
         names = archive.namelist()
     assert "bookstore/v1/bookstore.proto" in names and "google/api/http.proto" in names
     result = subprocess.run(
-        ["protoc", f"-I{tmp_path / 'tree'}", f"--descriptor_set_out={tmp_path / 'out.pb'}", *names],
+        [
+            *any_protoc(),
+            f"-I{tmp_path / 'tree'}",
+            f"--descriptor_set_out={tmp_path / 'out.pb'}",
+            *names,
+        ],
         capture_output=True,
         text=True,
         check=False,

@@ -561,3 +561,31 @@ def test_client_streaming_refuses_bad_lines(
 def test_client_streaming_refuses_query_parameters(example: Served) -> None:
     reply = call(example.gateway, "POST", "/v1/books:import?title=x", headers=JSON, body=A)
     assert_status_body(reply, 400, 3, "every field not in the URL path comes from the body")
+
+
+# A Timestamp and a Duration finer than a microsecond. betterproto holds them as datetime and
+# timedelta, which keep microseconds: a betterproto service (in process, or the grpclib
+# upstream) gets and answers the Timestamp truncated and the Duration rounded to a microsecond;
+# a grpcio upstream (upb messages) keeps all nine digits. The README says so ("Timestamps and
+# Durations finer than a microsecond").
+NANOS_BOOK = (
+    b'{"title":"Precise","publishTime":"2020-01-01T00:00:00.123456789Z",'
+    b'"audioLength":"1.123456789s"}'
+)
+BETTERPROTO_BACKENDS = {"in-process", "grpclib"}
+
+
+def test_nanoseconds_are_cut_to_microseconds_by_betterproto_services(
+    example: Served, backend: Backend
+) -> None:
+    reply = call(example.gateway, "POST", f"{BOOKS}?book_id=precise", headers=JSON, body=NANOS_BOOK)
+
+    assert_answered(reply, 200)
+    [(_, received)] = example.requests()
+    answered = reply.json()
+    if backend.name in BETTERPROTO_BACKENDS:
+        expected = ("2020-01-01T00:00:00.123456Z", "1.123457s")
+    else:
+        expected = ("2020-01-01T00:00:00.123456789Z", "1.123456789s")
+    assert (received["book"]["publish_time"], received["book"]["audio_length"]) == expected
+    assert (answered["publishTime"], answered["audioLength"]) == expected

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from types import ModuleType
@@ -27,6 +28,7 @@ from protoc_gen_restmon.runtime.monitor.keys import create_api_key
 from protoc_gen_restmon.runtime.monitor.model import CallStatus, KeyType
 from protoc_gen_restmon.runtime.monitor.monitor import Monitor
 from protoc_gen_restmon.runtime.status import Code, RpcError
+from tests.support.gateway_fixtures import UUID
 from tests.support.monitor_servers import (
     WAIT,
     closing,
@@ -141,8 +143,8 @@ def test_grpclib_request_id_is_recorded_and_echoed_in_the_trailers(
     assert only(recorded(echoing)).request_id == echoed
     if given == "req-7":
         assert echoed == given
-    else:  # made by the monitor, in a UUID's form
-        assert len(echoed) == 36 and echoed.count("-") == 4
+    else:  # made by the monitor: a UUID version 7
+        assert UUID.fullmatch(echoed)
 
 
 @pytest.mark.parametrize("given", ["req-8", None, TOO_LONG], ids=["given", "none", "unfit"])
@@ -155,8 +157,11 @@ def test_grpclib_request_id_is_recorded_not_echoed_by_default(
     request_id = only(recorded(monitor)).request_id
     if given == "req-8":
         assert request_id == given
-    else:
-        assert len(request_id) == 36 and request_id.count("-") == 4
+    else:  # made by the monitor: a UUID version 7, dated when the call started
+        assert UUID.fullmatch(request_id)
+        created_ms = int(only(recorded(monitor)).created_at.timestamp() * 1000)
+        # (to the millisecond, give or take the rounding of microseconds and floats)
+        assert abs(created_ms - (uuid.UUID(request_id).int >> 80)) <= 1
 
 
 @pytest.mark.parametrize(

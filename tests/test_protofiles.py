@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -33,7 +33,7 @@ from protoc_gen_restmon.runtime.admin.protofiles import (
     safe_relative_path,
 )
 from protoc_gen_restmon.runtime.descriptor_files import needed_files
-from tests.support.protoc_tools import EXAMPLE_FILES
+from tests.support.protoc_tools import BUNDLED_PROTOC, EXAMPLE_FILES, debian_protoc
 
 URL_SAFE = re.compile(r"^[A-Za-z0-9_.~-]+$")
 
@@ -169,19 +169,25 @@ def compile_with(command: list[str], root: Path, names: list[str], out: Path) ->
     assert result.returncode == 0, result.stderr
 
 
+def debian_protoc_command() -> list[str]:
+    found = debian_protoc()
+    if found is None:
+        pytest.skip("Debian's protoc (protobuf-compiler) is not on PATH")
+    return [found]
+
+
 PROTOCS = [
-    pytest.param(["protoc"], id="debian-protoc"),
+    pytest.param(debian_protoc_command, id="debian-protoc"),
     # A newer protoc drops source-retention options from its output unless told to keep them.
-    pytest.param([sys.executable, "-m", "grpc_tools.protoc", "--retain_options"], id="grpc_tools"),
+    pytest.param(lambda: [*BUNDLED_PROTOC, "--retain_options"], id="grpc_tools"),
 ]
 
 
-@pytest.mark.parametrize("command", PROTOCS)
+@pytest.mark.parametrize("protoc_command", PROTOCS)
 def test_zip_compiles_to_the_embedded_descriptors(
-    bookstore_pb: ModuleType, tmp_path: Path, command: list[str]
+    bookstore_pb: ModuleType, tmp_path: Path, protoc_command: Callable[[], list[str]]
 ) -> None:
-    if command == ["protoc"] and not Path("/usr/bin/protoc").exists():
-        pytest.skip("no Debian protoc")
+    command = protoc_command()
     names = unzip(ProtoFiles(packages(bookstore_pb)).zip_bytes(), tmp_path / "tree")
     compile_with(command, tmp_path / "tree", names, tmp_path / "set.binpb")
     again = FileDescriptorSet.FromString((tmp_path / "set.binpb").read_bytes())

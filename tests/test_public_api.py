@@ -6,6 +6,7 @@ cheap to import), yet a user's `mypy --strict` must see the real classes, not `A
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 import textwrap
@@ -86,3 +87,19 @@ def test_importing_the_runtime_package_loads_no_gateway() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "['protoc_gen_restmon.runtime.specs']"
+
+
+def test_the_examples_import_only_public_names() -> None:
+    examples = Path(protoc_gen_restmon.__file__).resolve().parents[1] / "examples"
+    used = set()
+    for source in sorted(examples.glob("*.py")):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+                assert not any(n.startswith("protoc_gen_restmon") for n in names), source
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "protoc_gen_restmon"
+            ):
+                assert node.module == "protoc_gen_restmon.runtime", (source.name, node.module)
+                used.update(alias.name for alias in node.names)
+    assert used and used <= set(runtime.__all__)

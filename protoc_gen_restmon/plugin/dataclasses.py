@@ -20,9 +20,11 @@ settings); it re-implements none of the templates. What it changes is how the wo
 * black: large modules are split at top-level class boundaries and formatted in parallel chunks;
   `split_top_level` explains why the joined result equals black's output on the whole module.
 
-One deliberate difference: betterproto adds an empty `__init__.py` to each parent directory of
-an output package unless that file exists *in the plugin's current directory*. A plugin must not
-read the filesystem, so these parent `__init__.py` files are always emitted (empty). betterproto's
+Deliberate differences: betterproto adds an empty `__init__.py` to each parent directory of an
+output package unless that file exists *in the plugin's current directory*. A plugin must not
+read the filesystem, so these parent `__init__.py` files are always emitted (empty). Where
+betterproto's module would not import (a class shadowing a typing name, a comment that is no
+valid string literal), `dataclass_repairs` writes one that does; nowhere else. betterproto's
 "Writing …" lines on stderr and its name-collision warnings are not reproduced.
 """
 
@@ -68,6 +70,11 @@ from betterproto.plugin.typing_compiler import (
 from google.protobuf.compiler.plugin_pb2 import CodeGeneratorRequest
 from google.protobuf.descriptor_pb2 import DescriptorProto, FileDescriptorProto
 
+from protoc_gen_restmon.plugin.dataclass_repairs import (
+    ShadowSafeTypingCompiler,
+    docstring_safe_comment,
+    shadowed_typing_names,
+)
 from protoc_gen_restmon.runtime.protofiles.paths import (
     ENUM_VALUE,
     FILE_SERVICE,
@@ -112,11 +119,15 @@ class _Options:
     typing: str  # "direct", "root", "310"; betterproto treats anything else as "direct"
     include_google: bool
 
-    def typing_compiler(self) -> TypingCompiler:
+    def typing_compiler(self, shadowed: frozenset[str] = frozenset()) -> TypingCompiler:
+        """betterproto's compiler for the option; `shadowed`: the typing names that classes of
+        the module shadow (dataclass_repairs)."""
         if self.typing == "root":
             return TypingImportTypingCompiler()
         if self.typing == "310":
             return NoTyping310TypingCompiler()
+        if shadowed:
+            return ShadowSafeTypingCompiler(shadowed=shadowed)
         return DirectImportTypingCompiler()
 
 
@@ -238,7 +249,7 @@ def _input_message_key(input_type: str) -> tuple[str, str]:
 def _leading_comments(file: FileDescriptorProto) -> tuple[tuple[ElementPath, str], ...]:
     """The only part of source_code_info betterproto reads: non-empty leading comments."""
     return tuple(
-        (tuple(loc.path), loc.leading_comments)
+        (tuple(loc.path), docstring_safe_comment(loc.leading_comments))
         for loc in file.source_code_info.location
         if loc.leading_comments
     )
@@ -347,7 +358,7 @@ def _build_output(job: _PackageJob) -> Any:
                 parent_request=request,
                 package_proto_obj=file,
                 pydantic_dataclasses=job.options.pydantic_dataclasses,
-                typing_compiler=job.options.typing_compiler(),
+                typing_compiler=job.options.typing_compiler(_shadowed(files, file.package)),
             )
         outputs[file.package].input_files.append(file)
     for output in outputs.values():
@@ -369,6 +380,17 @@ def _build_output(job: _PackageJob) -> Any:
         for i, service in enumerate(file.service):
             _read_service(output, service, [FILE_SERVICE, i], input_messages)
     return output
+
+
+def _shadowed(files: Sequence[Any], package: str) -> frozenset[str]:
+    """The typing names that module-level classes of `package`'s module shadow: its top-level
+    messages and enums (betterproto names nested ones Outer + Inner)."""
+    return shadowed_typing_names(
+        pythonize_class_name(item.name)
+        for file in files
+        if file.package == package
+        for item in (*file.message_type, *file.enum_type)
+    )
 
 
 def _read_service(

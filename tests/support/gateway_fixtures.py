@@ -55,7 +55,8 @@ from tests.support.protoc_tools import EXAMPLE_FILES, PROTOS, REPO
 
 GENERATED = "restmon_gateway_gen"
 CONFIGURED = "restmon_gateway_configured_gen"
-UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# A request id the runtime made (observe.new_request_id): a UUID version 7, RFC 9562's variant.
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 
 # What a failing handler knows and a client must never see (FaultyBookstore, "crash").
 SECRET = "password=hunter2 in /srv/bookstore/db.py"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -29,14 +30,31 @@ sys.stdout.buffer.write(CodeGeneratorResponse(supported_features=1).SerializeToS
 """
 
 
+# `python -m grpc_tools.protoc` adds grpc_tools' own include dir (the well-known types) last.
+BUNDLED_PROTOC = (sys.executable, "-m", "grpc_tools.protoc")
+
+
+def debian_protoc() -> str | None:
+    """Debian's `protoc` (protobuf-compiler) if it is on PATH, else None."""
+    return shutil.which("protoc")
+
+
+def any_protoc() -> list[str]:
+    """A protoc command: Debian's where it is installed, else grpc_tools' bundled one.
+
+    For tests that need *a* protoc (`make test` promises only Python and make); a test about
+    Debian's protoc itself uses `debian_protoc()` and skips without it.
+    """
+    found = debian_protoc()
+    return [found] if found else list(BUNDLED_PROTOC)
+
+
 def protoc(
     args: list[str], cwd: Path | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """`python -m grpc_tools.protoc` with the googleapis and well-known include paths."""
     command = [
-        sys.executable,
-        "-m",
-        "grpc_tools.protoc",
+        *BUNDLED_PROTOC,
         *(f"-I{p}" for p in include_paths()),
         *args,
     ]

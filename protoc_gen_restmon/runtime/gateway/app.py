@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from types import ModuleType
@@ -49,6 +48,7 @@ from protoc_gen_restmon.runtime.gateway.observe import (
     Observation,
     Observer,
     given_request_id,
+    new_request_id,
 )
 from protoc_gen_restmon.runtime.gateway.services import GeneratedPackage, implemented_services
 from protoc_gen_restmon.runtime.gateway.upstream import (
@@ -402,4 +402,4 @@ def _call_info(scope: Scope, method: RpcMethod, request_id: str) -> CallInfo:
 
 
 def _request_id(scope: Scope) -> str:
-    return given_request_id(header(scope, b"x-request-id")) or str(uuid.uuid4())
+    return given_request_id(header(scope, b"x-request-id")) or new_request_id()

@@ -7,6 +7,9 @@ missing API key), and reports how it ended. `NO_OBSERVER` does nothing.
 
 from __future__ import annotations
 
+import os
+import random
+import time
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -57,6 +60,32 @@ def given_request_id(value: object) -> str | None:
     if isinstance(value, str) and 0 < len(value) <= 128 and value.isascii():
         return value if value.isprintable() else None
     return None
+
+
+# A UUID version 7 (RFC 9562 §5.7), bit 127 first: 48 bits of Unix time in milliseconds, the
+# version (0b0111), 12 random bits, the variant (0b10), 62 random bits.
+_V7_FIXED_MASK = (0xF << 76) | (0b11 << 62)  # where the version and the variant go
+_V7_FIXED = (0x7 << 76) | (0b10 << 62)
+# Its own generator: a program's random.seed(…) must not make ids repeat; drawn again in a
+# forked child (as the random module does for its own), so two workers never share a sequence.
+_RANDOM = random.Random()
+os.register_at_fork(after_in_child=_RANDOM.seed)
+
+
+def new_request_id(unix_ms: int | None = None) -> str:
+    """A request id for a call that came without a usable one: a UUID version 7, dated
+    `unix_ms` (milliseconds since the epoch; default now).
+
+    Version 7 rather than 4: ids sort by the time their calls arrived (to the millisecond),
+    like the request log that records them, and new ones go to the end of an index. 74 random
+    bits per millisecond make a collision negligible; within one millisecond the order is
+    random (RFC 9562 makes monotonicity optional). One getrandbits() call and integer
+    arithmetic: cheaper than `str(uuid.uuid4())`, which reads os.urandom and builds a UUID.
+    """
+    if unix_ms is None:
+        unix_ms = time.time_ns() // 1_000_000
+    h = f"{unix_ms << 80 | (_RANDOM.getrandbits(80) & ~_V7_FIXED_MASK) | _V7_FIXED:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 class Observation(Protocol):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 
-from protoc_gen_restmon.runtime.gateway.observe import CallInfo, Observation
+from protoc_gen_restmon.runtime.gateway.observe import CallInfo, Observation, new_request_id
 from protoc_gen_restmon.runtime.monitor.metrics import MethodSeries
 from protoc_gen_restmon.runtime.monitor.model import ApiKey, CallRecord, CallStatus, LiveCall
 from protoc_gen_restmon.runtime.status import Code
@@ -83,6 +83,7 @@ class MonitoredCall:
         "_client_ip",
         "_final_written",
         "_info",
+        "_request_id",
         "api_key",
         "arrival",
         "created",
@@ -111,6 +112,7 @@ class MonitoredCall:
         self.labels: tuple[tuple[str, str], ...] = ()  # set by the method's hook
         # drawn by the writer thread with the first record (`_draw_call_id`)
         self._call_id: str
+        self._request_id: str
         self.created: datetime
 
     @property
@@ -167,7 +169,7 @@ class MonitoredCall:
         info, client_ip, key = self._described(), self._client_ip or "", self.api_key
         return CallRecord(
             call_id=call_id,
-            request_id=info.request_id or _uuid_text(call_id),
+            request_id=self._request_id,
             service_name=info.service,
             method_name=info.method,
             status=status,
@@ -203,10 +205,15 @@ class MonitoredCall:
             return self._info
 
     def _draw_call_id(self) -> None:
-        """The call's id and start time, drawn with its first record (by the writer thread)."""
+        """The call's id, start time and request id, drawn with its first record (by the writer
+        thread). A call that came without a request id (grpclib's, unless they are echoed; one
+        whose describe failed) gets a new one here, dated when the call started."""
         started_ago = time.perf_counter() - self.started
-        self.created = datetime.fromtimestamp(time.time() - started_ago, timezone.utc)
+        created = time.time() - started_ago
+        self.created = datetime.fromtimestamp(created, timezone.utc)
         self._call_id = CALL_IDS.next()
+        given = self._described().request_id
+        self._request_id = given or new_request_id(int(created * 1000))
 
 
 class CallMonitor(Protocol):
@@ -243,16 +250,6 @@ class _CallIds:
 
 
 CALL_IDS = _CallIds()
-
-
-def new_request_id() -> str:
-    """A request id for a gRPC call that came without one: a call id in UUID form."""
-    return _uuid_text(CALL_IDS.next())
-
-
-def _uuid_text(hex32: str) -> str:
-    """32 hex digits in UUID form: 8-4-4-4-12."""
-    return f"{hex32[:8]}-{hex32[8:12]}-{hex32[12:16]}-{hex32[16:20]}-{hex32[20:]}"
 
 
 class _Unrecorded:

@@ -20,8 +20,9 @@ from protoc_gen_restmon.runtime.gateway.observe import (
     CallInfo,
     Observation,
     given_request_id,
+    new_request_id,
 )
-from protoc_gen_restmon.runtime.monitor.call import CallMonitor, new_request_id
+from protoc_gen_restmon.runtime.monitor.call import CallMonitor
 from protoc_gen_restmon.runtime.monitor.ending import failed_call
 from protoc_gen_restmon.runtime.specs import Cardinality
 from protoc_gen_restmon.runtime.status import Code, RpcError

@@ -25,19 +25,19 @@ from grpclib.const import Status
 from grpclib.events import RecvRequest, listen
 from grpclib.metadata import Deadline
 
-from protoc_gen_restmon.runtime.gateway.observe import GRPC_TYPES, CallInfo, given_request_id
+from protoc_gen_restmon.runtime.gateway.observe import (
+    GRPC_TYPES,
+    CallInfo,
+    given_request_id,
+    new_request_id,
+)
 from protoc_gen_restmon.runtime.grpclib_private import (
     Metadata,
     MetadataLike,
     MethodFunc,
     method_table,
 )
-from protoc_gen_restmon.runtime.monitor.call import (
-    CallMonitor,
-    MethodState,
-    MonitoredCall,
-    new_request_id,
-)
+from protoc_gen_restmon.runtime.monitor.call import CallMonitor, MethodState, MonitoredCall
 from protoc_gen_restmon.runtime.monitor.ending import failed_call
 from protoc_gen_restmon.runtime.monitor.metrics import FOLD_AT
 from protoc_gen_restmon.runtime.specs import Cardinality
@@ -139,7 +139,7 @@ def describe(state: MethodState, arrived: Arrived) -> CallInfo:
         state.service,
         state.method,
         "grpc",
-        request_id,  # "": a new one, made from the call id (call.py)
+        request_id,  # "": a new one, drawn with the call id (call.py)
         f"{host}:{port}" if host else "",  # peer
         str(host),  # client_ip
         user_agent or "",
