@@ -112,7 +112,7 @@ def test_betterproto_writes_a_module_that_does_not_import_for_a_shadowing_class(
     )
 
     assert "from typing import (" in text and "class List(betterproto.Message)" in text
-    with pytest.raises(TypeError, match="'List' is not subscriptable"):
+    with pytest.raises(TypeError, match="is not subscriptable"):
         run_as_module(text, "restmon_betterproto_shadow")
 
 
