@@ -15,7 +15,6 @@ name, is real: one gateway serving the package (or the host) would refuse the pa
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.protoc_tools import REPO, protoc
+from tests.support.router_tools import corpus_http_files
 
 CORPUS = REPO / "corpus" / "google-proto-files"
 
@@ -71,15 +71,7 @@ def remaining() -> Counter[tuple[str, str]]:
 def test_one_run_over_googleapis_refuses_only_pairs_one_gateway_would_serve(
     tmp_path: Path,
 ) -> None:
-    listed = subprocess.run(
-        ["grep", "-rl", "--include=*.proto", "google.api.http", str(CORPUS)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    # google/protobuf: protoc cannot compile its editions files (and it has no http rule).
-    directories = sorted({Path(p).parent for p in listed} - {CORPUS / "google" / "protobuf"})
-    files = sorted(str(p.relative_to(CORPUS)) for d in directories for p in d.glob("*.proto"))
+    files = corpus_http_files()
     plugin = Path(sys.executable).with_name("protoc-gen-restmon")
     result = protoc(
         [

@@ -148,12 +148,9 @@ def oracle(bindings: Sequence[Binding], http_method: str, path: str) -> Binding 
     return allowed | {"HEAD"} if "GET" in allowed else allowed
 
 
-def generate_corpus_routes(out: Path) -> None:
-    """Route modules of every googleapis package with an http rule, in one protoc run (~35 s).
-
-    One run rather than one per directory (as test_corpus.py does, ~200 s on 2 cores): the
-    bindings are the same. google/protobuf is left out: protoc cannot compile its editions.
-    """
+def corpus_http_files() -> list[str]:
+    """Every .proto file (relative to the corpus) of each googleapis directory with an http
+    rule; google/protobuf left out: protoc cannot compile its editions files."""
     listed = subprocess.run(
         ["grep", "-rl", "--include=*.proto", "google.api.http", str(CORPUS)],
         capture_output=True,
@@ -161,7 +158,16 @@ def generate_corpus_routes(out: Path) -> None:
         check=True,
     ).stdout.split()
     directories = sorted({Path(p).parent for p in listed} - {CORPUS / "google" / "protobuf"})
-    files = sorted(str(p.relative_to(CORPUS)) for d in directories for p in d.glob("*.proto"))
+    return sorted(str(p.relative_to(CORPUS)) for d in directories for p in d.glob("*.proto"))
+
+
+def generate_corpus_routes(out: Path) -> None:
+    """Route modules of every googleapis package with an http rule, in one protoc run (~35 s).
+
+    One run rather than one per directory (as test_corpus.py does, ~200 s on 2 cores): the
+    bindings are the same. google/protobuf is left out: protoc cannot compile its editions.
+    """
+    files = corpus_http_files()
     plugin = Path(sys.executable).with_name("protoc-gen-restmon")
     result = protoc(
         [
