@@ -34,6 +34,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from grpclib.encoding.base import CodecBase
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.example_package import free_port, generate_example
 from benchmarks.results import machine_line, write_section
@@ -139,11 +141,21 @@ async def grpc_round(call: Callable[[], Awaitable[Any]], samples: list[float]) -
         samples.append((time.perf_counter_ns() - start) / 1000)
 
 
-def raw_client(pb: ModuleType, port: int) -> tuple[Any, Callable[[], Awaitable[Any]]]:
-    """A grpclib channel passing bytes through (the gateway's codec), and a GetBook call on it."""
-    from grpclib.client import Channel, UnaryUnaryMethod
+class RawCodec(CodecBase):
+    """A grpclib codec passing message bytes through."""
 
-    from protoc_gen_restmon.runtime.gateway.upstream import RawCodec
+    __content_subtype__ = "proto"
+
+    def encode(self, message: Any, message_type: Any) -> bytes:
+        return bytes(message)
+
+    def decode(self, data: bytes, message_type: Any) -> Any:
+        return data
+
+
+def raw_client(pb: ModuleType, port: int) -> tuple[Any, Callable[[], Awaitable[Any]]]:
+    """A grpclib channel passing bytes through, and a GetBook call on it."""
+    from grpclib.client import Channel, UnaryUnaryMethod
 
     raw_channel = Channel("127.0.0.1", port, codec=RawCodec())
     raw = UnaryUnaryMethod(raw_channel, GRPC_PATH, bytes, bytes)

@@ -76,14 +76,14 @@ def test_proxy_reuses_one_channel_per_loop(proxied: Served) -> None:
     async def twice() -> list[int]:
         first = await asgi_call(proxied.gateway, "GET", "/v1/shelves/fiction")
         second = await asgi_call(proxied.gateway, "GET", "/v1/shelves/fiction")
-        proxied.gateway.backend.close()
+        await proxied.gateway.backend.close()
         return [first.status, second.status]
 
     channels: list[Any] = []
     original = type(proxied.gateway.backend).call
 
     async def spy(self: Any, *args: Any) -> Any:
-        channels.append(await self.upstream.channel())
+        channels.append(self.upstream.channel())
         return await original(self, *args)
 
     with pytest.MonkeyPatch.context() as patch:
@@ -329,19 +329,28 @@ def test_build_call_options_sends_only_valid_metadata_or_refuses(
 
 
 TARGETS = [
-    pytest.param("localhost:50051", Target("localhost", 50051), id="host"),
-    pytest.param("[::1]:8443", Target("::1", 8443), id="ipv6"),
+    pytest.param("localhost:50051", id="host"),
+    pytest.param("[::1]:8443", id="ipv6"),
+    pytest.param("dns:///upstream.internal:50051", id="dns"),
+    pytest.param("ipv4:10.0.0.1:50051,10.0.0.2:50051", id="ipv4-list"),
+    pytest.param("unix:/run/grpc.sock", id="unix"),
 ]
 
 
-@pytest.mark.parametrize(("address", "target"), TARGETS)
-def test_target_parse(address: str, target: Target) -> None:
-    assert Target.parse(address) == target
+@pytest.mark.parametrize("address", TARGETS)
+def test_target_parse_takes_host_port_and_grpc_targets(address: str) -> None:
+    assert Target.parse(address) == Target(address)  # given to grpcio as it is
 
 
 @pytest.mark.parametrize("address", ["localhost", ":80", "host:port"])
 def test_target_parse_refuses_addresses_without_port(address: str) -> None:
     with pytest.raises(ValueError, match="expected host:port"):
+        Target.parse(address)
+
+
+@pytest.mark.parametrize("address", ["dns:///", "ipv4:"])
+def test_target_parse_refuses_a_scheme_without_address(address: str) -> None:
+    with pytest.raises(ValueError, match="names no address"):
         Target.parse(address)
 
 
