@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from collections.abc import Iterator, MutableMapping
+from collections.abc import AsyncIterator, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -25,7 +25,12 @@ from hypothesis import strategies as st
 from protoc_gen_restmon.runtime.errors import ConfigError
 from protoc_gen_restmon.runtime.gateway.app import Gateway, GatewayOptions, UpstreamOptions
 from protoc_gen_restmon.runtime.gateway.observe import CallInfo
-from protoc_gen_restmon.runtime.gateway.upstream import Target, build_call_options, decode_timeout
+from protoc_gen_restmon.runtime.gateway.upstream import (
+    CallOptions,
+    Target,
+    build_call_options,
+    decode_timeout,
+)
 from protoc_gen_restmon.runtime.status import Code, RpcError
 from tests.support.gateway_fixtures import (
     JSON,
@@ -109,6 +114,36 @@ def test_proxy_lifespan_shutdown_closes_the_channel(proxied: Served) -> None:
 
     assert asyncio.run(scenario()) == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
     assert proxied.gateway.backend.upstream._channel is None  # type: ignore[attr-defined]
+
+
+def test_the_channel_carries_a_bidi_stream(bookstore_pb: ModuleType) -> None:
+    """SyncInventory (stream ⇄ stream, no HTTP binding) straight on the backend: every update
+    written, every ack read back as bytes decoded by upb, on the one grpc.aio channel."""
+    base: type = type(make_proxy_service(bookstore_pb))
+
+    class Inventory(base):  # type: ignore[misc]
+        async def sync_inventory(self, updates: AsyncIterator[Any]) -> AsyncIterator[Any]:
+            async for update in updates:
+                yield bookstore_pb.InventoryAck(book=update.book, copies_on_hand=update.delta)
+
+    with running_upstream(Inventory()) as upstream:
+        gateway = Gateway(upstream=upstream.address, packages=[bookstore_pb])
+        method = gateway._methods["/bookstore.v1.BookstoreService/SyncInventory"]
+
+        async def sync() -> list[tuple[str, int]]:
+            async def updates() -> AsyncIterator[Any]:
+                for delta in (3, -1, 7):
+                    yield method.request_upb(book=f"shelves/a/books/{delta}", delta=delta)
+
+            call = await gateway.backend.call(method, updates(), CallOptions())
+            try:
+                return [(ack.book, ack.copies_on_hand) async for ack in call.messages()]
+            finally:
+                await call.close()
+                await gateway.backend.close()
+
+        acks = asyncio.run(sync())
+    assert acks == [("shelves/a/books/3", 3), ("shelves/a/books/-1", -1), ("shelves/a/books/7", 7)]
 
 
 # --- Failures ---

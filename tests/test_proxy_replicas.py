@@ -59,8 +59,8 @@ def test_the_retry_policy_names_the_idempotent_methods_only(bookstore_pb: Module
     assert not names & {"ImportBooks", "SyncInventory", "GetStoreStats"}
     assert method_config["retryPolicy"] == {
         "maxAttempts": 4,
-        "initialBackoff": "0.050s",
-        "maxBackoff": "1.000s",
+        "initialBackoff": "0.05s",
+        "maxBackoff": "1s",
         "backoffMultiplier": 2.0,
         "retryableStatusCodes": ["UNAVAILABLE"],
     }
@@ -73,6 +73,7 @@ def test_the_retry_policy_names_the_idempotent_methods_only(bookstore_pb: Module
         pytest.param({"max_attempts": 6}, id="beyond-c-core-cap"),
         pytest.param({"status_codes": ("OK",)}, id="ok-is-no-failure"),
         pytest.param({"status_codes": ("BROKEN",)}, id="unknown-code"),
+        pytest.param({"initial_backoff": 0.0}, id="no-backoff"),
     ],
 )
 def test_retry_policy_refuses_what_grpc_would_not_take(policy: dict[str, Any]) -> None:

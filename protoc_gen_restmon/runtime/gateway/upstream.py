@@ -13,7 +13,7 @@ import os
 import re
 import ssl
 from collections.abc import AsyncIterator, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -250,12 +250,15 @@ class RetryPolicy:
         unknown = [c for c in self.status_codes if c not in Code.__members__ or c == "OK"]
         if unknown or not self.status_codes:
             raise ConfigError(f"RetryPolicy: status_codes {unknown or '()'} are not error codes")
+        if min(self.initial_backoff, self.max_backoff, self.backoff_multiplier) <= 0:
+            raise ConfigError("RetryPolicy: backoffs and their multiplier must be positive")
 
     def json(self) -> dict[str, Any]:
+        """The policy in the service config's JSON (durations as protobuf JSON: `0.1s`)."""
         return {
             "maxAttempts": self.max_attempts,
-            "initialBackoff": f"{self.initial_backoff:.3f}s",
-            "maxBackoff": f"{self.max_backoff:.3f}s",
+            "initialBackoff": _duration(self.initial_backoff),
+            "maxBackoff": _duration(self.max_backoff),
             "backoffMultiplier": self.backoff_multiplier,
             "retryableStatusCodes": list(self.status_codes),
         }
@@ -288,7 +291,7 @@ class UpstreamOptions:
     retry: RetryPolicy | None = None
     # grpcio channel arguments (`grpc.max_receive_message_length`, …), set last: they
     # override the gateway's own.
-    channel_options: tuple[ChannelOption, ...] = field(default=())
+    channel_options: tuple[ChannelOption, ...] = ()
 
     def __post_init__(self) -> None:
         if isinstance(self.tls, ssl.SSLContext):
@@ -543,6 +546,11 @@ def _details(trailers: Any) -> tuple[Any, ...]:
         if key == "grpc-status-details-bin" and isinstance(value, bytes):
             return tuple(status_details(value))
     return ()
+
+
+def _duration(seconds: float) -> str:
+    """Seconds as a google.protobuf.Duration in JSON, nanosecond precision: 0.05 -> "0.05s"."""
+    return f"{seconds:.9f}".rstrip("0").rstrip(".") + "s"
 
 
 def _method_name(grpc_path: str) -> dict[str, str]:
