@@ -209,6 +209,7 @@ def test_serve_with_mutual_tls_to_the_upstream(
         assert reply.json()["name"] == "shelves/fiction"
 
 
+@pytest.mark.slow
 def test_serve_takes_a_grpc_target_and_channel_options(
     bookstore_pb: ModuleType, upstream: RunningUpstream, tmp_path: Path
 ) -> None:

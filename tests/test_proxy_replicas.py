@@ -13,12 +13,19 @@ from typing import Any
 
 import httpx
 import pytest
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
 from examples.bookstore import make_service
 from protoc_gen_restmon.runtime.gateway.app import Gateway, GatewayOptions
-from protoc_gen_restmon.runtime.gateway.upstream import RetryPolicy, UpstreamOptions
+from protoc_gen_restmon.runtime.gateway.upstream import (
+    RetryPolicy,
+    RpcMethod,
+    UpstreamOptions,
+    idempotent,
+)
+from protoc_gen_restmon.runtime.specs import Cardinality, MessageRef, MethodSpec
 from tests.support.proxy_fixtures import proxy_call, running_upstream
 from tests.support.servers import uvicorn_server
 from tests.support.upstream_process import UpstreamProcess
@@ -202,3 +209,34 @@ def test_round_robin_spreads_calls_and_survives_a_killed_replica(
         assert [get(f"after-{i}") for i in range(30)] == [200] * 30
         after = served_by(replicas, "after-")
         assert after[0] == 0 and min(after[1:]) >= 5, after
+
+
+def idempotency_test_methods() -> dict[str, RpcMethod]:
+    """Methods of a service built here from a descriptor: each `POST` binding, one method per
+    `idempotency_level`, and a client stream that says it is IDEMPOTENT."""
+    file = descriptor_pb2.FileDescriptorProto(name="restmon_test_idem.proto", package="idem")
+    file.message_type.add(name="M")
+    service = file.service.add(name="S")
+    levels = {"Unknown": 0, "NoSideEffects": 1, "Idempotent": 2, "Stream": 2}
+    for name, level in levels.items():
+        method = service.method.add(name=name, input_type=".idem.M", output_type=".idem.M")
+        method.options.idempotency_level = level  # type: ignore[assignment]
+        method.client_streaming = name == "Stream"
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(file)
+    message = message_factory.GetMessageClass(pool.FindMessageTypeByName("idem.M"))
+    ref = MessageRef("idem.M", ".", "M")
+    methods = {}
+    for name in levels:
+        cardinality = Cardinality.STREAM_UNARY if name == "Stream" else Cardinality.UNARY_UNARY
+        spec = MethodSpec(name, f"/idem.S/{name}", cardinality, ref, ref, (f"POST /v1/{name}",))
+        methods[name] = RpcMethod(spec, message, message)
+    return methods
+
+
+def test_idempotency_level_makes_a_post_method_idempotent() -> None:
+    methods = idempotency_test_methods()
+    assert {name for name, method in methods.items() if idempotent(method)} == {
+        "NoSideEffects",
+        "Idempotent",
+    }
