@@ -1,19 +1,23 @@
 """Proxy mode end to end: REST through `restmon serve` to a grpclib server, vs calling it directly.
 
-Three processes on loopback: a grpclib server hosting the example Bookstore (examples/bookstore.py),
-`restmon serve` in front of it (uvicorn, proxy mode), and this client.
+Processes on loopback: a grpclib server hosting the example Bookstore (examples/bookstore.py),
+`restmon serve` in front of it (uvicorn, proxy mode), and this client; with `--before GIT_REF`, a
+second `restmon serve` running the package as it was at that commit (git archive), measured in
+the same run, interleaved with this tree's: a before/after on a loaded machine.
 
 (a) Latency: sequential unary GetBook, as `GET /v1/shelves/fiction/books/dune` through the
     gateway (a raw keep-alive HTTP/1.1 client on a blocking socket: the least client overhead
     Python has) and as the same call made directly with grpclib, both with betterproto's
     generated stub (what a Python client uses) and with raw bytes (no message decoding: the
-    floor). Interleaved rounds; medians and p99 over all rounds; ratio gateway / direct.
-(b) Throughput at 50 concurrent connections: wrk -t2 -c50 against the gateway, and 50 asyncio
-    tasks each with its own grpclib channel (raw bytes) against the upstream directly.
+    floor), and raw bytes on a grpc.aio channel (the gateway's own kind). Interleaved rounds;
+    medians and p99 over all rounds; ratio gateway / direct.
+(b) Throughput at 50 concurrent connections: wrk -t2 -c50 against each gateway (A B B A), and 50
+    asyncio tasks each with its own grpclib channel (raw bytes) against the upstream directly.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import functools
 import importlib
@@ -28,11 +32,13 @@ import tempfile
 import textwrap
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+from grpclib.encoding.base import CodecBase
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.example_package import free_port, generate_example
@@ -139,11 +145,21 @@ async def grpc_round(call: Callable[[], Awaitable[Any]], samples: list[float]) -
         samples.append((time.perf_counter_ns() - start) / 1000)
 
 
-def raw_client(pb: ModuleType, port: int) -> tuple[Any, Callable[[], Awaitable[Any]]]:
-    """A grpclib channel passing bytes through (the gateway's codec), and a GetBook call on it."""
-    from grpclib.client import Channel, UnaryUnaryMethod
+class RawCodec(CodecBase):
+    """A grpclib codec passing message bytes through."""
 
-    from protoc_gen_restmon.runtime.gateway.upstream import RawCodec
+    __content_subtype__ = "proto"
+
+    def encode(self, message: Any, message_type: Any) -> bytes:
+        return bytes(message)
+
+    def decode(self, data: bytes, message_type: Any) -> Any:
+        return data
+
+
+def raw_client(pb: ModuleType, port: int) -> tuple[Any, Callable[[], Awaitable[Any]]]:
+    """A grpclib channel passing bytes through, and a GetBook call on it."""
+    from grpclib.client import Channel, UnaryUnaryMethod
 
     raw_channel = Channel("127.0.0.1", port, codec=RawCodec())
     raw = UnaryUnaryMethod(raw_channel, GRPC_PATH, bytes, bytes)
@@ -155,45 +171,65 @@ def raw_client(pb: ModuleType, port: int) -> tuple[Any, Callable[[], Awaitable[A
     return raw_channel, raw_call
 
 
+def aio_client(pb: ModuleType, port: int) -> tuple[Any, Callable[[], Awaitable[Any]]]:
+    """A grpcio (grpc.aio, C-core) channel passing bytes through, and a GetBook call on it:
+    the gateway's own kind of channel, as the floor of a direct call."""
+    import grpc.aio
+
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    method = channel.unary_unary(GRPC_PATH)
+    request = bytes(pb.GetBookRequest(name=BOOK))
+
+    async def call() -> Any:
+        return await method(request)
+
+    return channel, call
+
+
 @dataclass
 class Servers:
-    upstream_port: int
     upstream_pid: int
-    gateway_port: int
-    gateway_pid: int
-    # CPU seconds each server used during each client's rounds: {"rest": [gateway, upstream]}
-    cpu: dict[str, list[float]] = field(default_factory=dict)
+    upstream_port: int
+    # Each gateway: its REST client name ("rest", "rest_before") -> (pid, port).
+    gateways: dict[str, tuple[int, int]]
+    # CPU seconds each process used during each client's rounds: {client: {process: seconds}}.
+    cpu: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def pids(self) -> dict[str, int]:
+        return {"upstream": self.upstream_pid, **{k: v[0] for k, v in self.gateways.items()}}
 
     def measured(self, name: str, phase: Callable[[], None]) -> None:
-        """Run `phase`, adding the servers' CPU time it cost to `cpu[name]`."""
-        before = cpu_seconds(self.gateway_pid), cpu_seconds(self.upstream_pid)
+        """Run `phase`, adding the CPU time it cost each server to `cpu[name]`."""
+        before = {process: cpu_seconds(pid) for process, pid in self.pids().items()}
         phase()
-        after = cpu_seconds(self.gateway_pid), cpu_seconds(self.upstream_pid)
-        total = self.cpu.setdefault(name, [0.0, 0.0])
-        for i in range(2):
-            total[i] += after[i] - before[i]
+        total = self.cpu.setdefault(name, {})
+        for process, pid in self.pids().items():
+            total[process] = total.get(process, 0.0) + cpu_seconds(pid) - before[process]
 
 
 def latency(pb: ModuleType, servers: Servers) -> dict[str, list[float]]:
-    """Interleaved rounds of sequential calls: REST via the gateway, the stub, raw grpclib."""
+    """Interleaved rounds of sequential calls: REST via each gateway, then direct calls (the
+    betterproto stub, raw grpclib, raw grpc.aio)."""
     upstream_port = servers.upstream_port
-    samples: dict[str, list[float]] = {"rest": [], "stub": [], "raw": []}
+    samples: dict[str, list[float]] = {name: [] for name in servers.gateways}
+    samples |= {"stub": [], "raw": [], "aio": []}
     from grpclib.client import Channel
 
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     raw_channel, raw_call = raw_client(pb, upstream_port)
+    aio_channel, aio_call = aio_client(pb, upstream_port)
     stub_channel = Channel("127.0.0.1", upstream_port)
     stub = pb.BookstoreServiceStub(stub_channel)
 
     async def stub_call() -> Any:
         return await stub.get_book(pb.GetBookRequest(name=BOOK))
 
-    calls = {"stub": stub_call, "raw": raw_call}
+    calls = {"stub": stub_call, "raw": raw_call, "aio": aio_call}
 
     def run(name: str, into: list[float]) -> None:
-        if name == "rest":
-            rest_round(servers.gateway_port, into)
+        if name in servers.gateways:
+            rest_round(servers.gateways[name][1], into)
         else:
             loop.run_until_complete(grpc_round(calls[name], into))
 
@@ -206,6 +242,7 @@ def latency(pb: ModuleType, servers: Servers) -> dict[str, list[float]]:
     finally:
         stub_channel.close()
         raw_channel.close()
+        loop.run_until_complete(aio_channel.close())
         loop.close()
     return samples
 
@@ -243,70 +280,88 @@ async def direct_throughput(pb: ModuleType, port: int) -> float:
     return count / elapsed
 
 
+LABELS = {
+    "rest": "REST via `restmon serve`, this tree (grpc.aio upstream channel)",
+    "rest_before": "REST via `restmon serve` at {before} (grpclib upstream channel)",
+    "stub": "direct grpclib, betterproto stub",
+    "raw": "direct grpclib, raw bytes (no decoding)",
+    "aio": "direct grpc.aio, raw bytes (no decoding)",
+}
+
+
 def report(
     samples: dict[str, list[float]],
-    cpu: dict[str, list[float]],
-    gateway_rps: float,
+    servers: Servers,
+    gateway_rps: dict[str, float],
     direct_rps: float,
+    before: str | None,
 ) -> str:
     med = {name: statistics.median(values) for name, values in samples.items()}
     p99 = {name: percentile(values, 0.99) for name, values in samples.items()}
-    rows = [
-        ("REST via `restmon serve` (raw keep-alive HTTP/1.1 client)", "rest"),
-        ("direct grpclib, betterproto stub", "stub"),
-        ("direct grpclib, raw bytes (no decoding)", "raw"),
-    ]
     n = ROUNDS * PER_ROUND
-    per_call = {name: [seconds * 1e6 / n for seconds in pair] for name, pair in cpu.items()}
+    cpu = {name: {k: v * 1e6 / n for k, v in per.items()} for name, per in servers.cpu.items()}
+
+    def gateway_cpu(name: str) -> str:
+        return f"{cpu[name][name]:.0f}" if name in servers.gateways else "—"
+
     table = [
-        f"| {label} | {med[key]:.0f} | {p99[key]:.0f} | {med['rest'] / med[key]:.2f}x "
-        f"| {per_call[key][0]:.0f} | {per_call[key][1]:.0f} |"
-        for label, key in rows
+        f"| {LABELS[key].format(before=before)} | {med[key]:.0f} | {p99[key]:.0f} "
+        f"| {med['rest'] / med[key]:.2f}x | {gateway_cpu(key)} | {cpu[key]['upstream']:.0f} |"
+        for key in samples
     ]
-    return "\n".join(
-        [
-            "## Proxy mode: REST through the gateway vs a direct grpclib call",
+    throughput = [
+        f"| wrk -t2 -c{CONCURRENCY} → {LABELS[name].format(before=before)[9:]} → upstream "
+        f"| {rps:,.0f} |"
+        for name, rps in gateway_rps.items()
+    ]
+    lines = [
+        "## Proxy mode: REST through the gateway vs a direct call",
+        "",
+        "`python benchmarks/bench_proxy.py" + (f" --before {before}`" if before else "`") + ":",
+        "unary GetBook on loopback. Upstream: a grpclib server (one process) hosting",
+        "examples/bookstore.py; gateway: `restmon serve` (one uvicorn process, proxy mode,",
+        "one channel to the upstream)."
+        + (
+            f" With `--before`, a second gateway runs the package source of {before}"
+            " (git archive), measured in the same run, interleaved with this tree's."
+            if before
+            else ""
+        ),
+        f"Gateway HTTP stack: uvicorn with {http_stack()}.",
+        machine_line(),
+        "",
+        f"Latency, sequential calls: {ROUNDS} interleaved rounds of {PER_ROUND} calls per",
+        f"client ({n:,} each, after a warm-up round), µs.",
+        "",
+        "| client | median µs | p99 µs | REST / this | gateway CPU µs/call "
+        "| upstream CPU µs/call |",
+        "|---|---|---|---|---|---|",
+        *table,
+        "",
+        "The machine is shared and loaded (the load average above): compare ratios within",
+        "this run, not figures across runs. CPU µs/call: the CPU time (/proc/PID/stat) each",
+        "server process used while that client ran, per call.",
+        "",
+        f"Throughput at {CONCURRENCY} concurrent connections, {SECONDS} s per wrk run"
+        + (" (each gateway twice,\nA B B A; the mean):" if before else ":"),
+        "",
+        "| load | requests/s |",
+        "|---|---|",
+        *throughput,
+        f"| {CONCURRENCY} asyncio tasks, own raw grpclib channel each → upstream "
+        f"| {direct_rps:,.0f} |",
+    ]
+    if before and "rest_before" in samples:
+        after_cpu, before_cpu = cpu["rest"]["rest"], cpu["rest_before"]["rest_before"]
+        lines += [
             "",
-            "`python benchmarks/bench_proxy.py`: unary GetBook on loopback. Upstream: a grpclib",
-            "server (one process) hosting examples/bookstore.py; gateway: `restmon serve` (one",
-            "uvicorn process, proxy mode, one HTTP/2 channel to the upstream).",
-            f"Gateway HTTP stack: uvicorn with {http_stack()}.",
-            machine_line(),
-            "",
-            f"Latency, sequential calls: {ROUNDS} interleaved rounds of {PER_ROUND} calls per",
-            f"client ({n:,} each, after a warm-up round), µs.",
-            "",
-            "| client | median µs | p99 µs | REST / this | gateway CPU µs/call "
-            "| upstream CPU µs/call |",
-            "|---|---|---|---|---|---|",
-            *table,
-            "",
-            "Wall times on a shared machine move with its other load (the load average above):",
-            "the rounds are interleaved so that both paths see the same load, but the REST path",
-            "runs three busy processes where the direct one runs two. CPU µs/call: the CPU time",
-            "(/proc/PID/stat) each server process used while that client ran, per call.",
-            f"The gateway's own cost per REST call: {per_call['rest'][0]:.0f} µs of CPU, where",
-            f"the upstream spends {per_call['rest'][1]:.0f} µs on the call.",
-            "",
-            f"Target: REST / direct ≤ 1.5x. **Measured: {med['rest'] / med['stub']:.2f}x** against",
-            f"the betterproto stub, {med['rest'] / med['raw']:.2f}x against raw grpclib. For",
-            "scale, grpc-gateway 1.6.4 (Go) measured about 2.7x (245 µs against 90 µs for a",
-            "direct grpc-go call). The gateway's call is a second hop: HTTP parsing, routing and",
-            "transcoding, then a full grpclib call of its own.",
-            "",
-            f"Throughput at {CONCURRENCY} concurrent connections, {SECONDS} s:",
-            "",
-            "| load | requests/s |",
-            "|---|---|",
-            f"| wrk -t2 -c{CONCURRENCY} → gateway → upstream | {gateway_rps:,.0f} |",
-            f"| {CONCURRENCY} asyncio tasks, own raw grpclib channel each → upstream "
-            f"| {direct_rps:,.0f} |",
-            "",
-            "The Python processes share the machine's CPUs with the load generator; wrk is C,",
-            "the direct load is generated by Python (grpclib) in one process. grpc-gateway",
-            "(Go, multi-core) measured about 23,000 requests/s at 50 concurrent clients.",
+            f"**This tree against {before}, same run:** sequential median latency "
+            f"{med['rest'] / med['rest_before']:.2f}x,",
+            f"p99 {p99['rest'] / p99['rest_before']:.2f}x; gateway CPU per sequential call "
+            f"{after_cpu / before_cpu:.2f}x; throughput at {CONCURRENCY} connections "
+            f"{gateway_rps['rest'] / gateway_rps['rest_before']:.2f}x.",
         ]
-    )
+    return "\n".join(lines)
 
 
 def http_stack() -> str:
@@ -316,30 +371,70 @@ def http_stack() -> str:
     return f"{http} and {loop}"
 
 
+def gateway_command(source: Path, root: Path, upstream_port: int, port: int) -> list[str]:
+    """`restmon serve` from `source` (its `protoc_gen_restmon` first on sys.path)."""
+    start = (
+        f"import sys; sys.path.insert(0, {str(source)!r}); "
+        "from protoc_gen_restmon.cli import main; sys.exit(main())"
+    )
+    return [
+        *(sys.executable, "-c", start, "serve", "--upstream", f"127.0.0.1:{upstream_port}"),
+        *("--package", "gen", "--path", str(root), "--port", str(port)),
+        *("--log-level", "error"),
+    ]
+
+
+def checkout(ref: str, into: Path) -> Path:
+    """The package source at git `ref` (git archive), to run the gateway as it was."""
+    into.mkdir()
+    archive = subprocess.run(
+        ["git", "archive", ref, "protoc_gen_restmon"], cwd=REPO, capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+def throughput(servers: Servers) -> dict[str, float]:
+    """wrk against each gateway: warmed up, then A B B A, the mean of each one's two runs."""
+    names = list(servers.gateways)
+    for name in names:
+        wrk_throughput(servers.gateways[name][1])  # warm up
+    order = names + names[::-1]
+    runs: dict[str, list[float]] = {name: [] for name in names}
+    for name in order:
+        runs[name].append(wrk_throughput(servers.gateways[name][1]))
+    return {name: statistics.mean(values) for name, values in runs.items()}
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--before",
+        metavar="GIT_REF",
+        help="also run `restmon serve` as of this commit, measured in the same run",
+    )
+    args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench_proxy needs wrk (apt-get install wrk)")
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         root = Path(tmp)
         pb = generate_example(root)
-        upstream_port, gateway_port = free_port(), free_port()
+        upstream_port = free_port()
         upstream = UPSTREAM.format(root=str(root), repo=str(REPO), port=upstream_port)
-        restmon = str(Path(sys.executable).with_name("restmon"))
-        serve = [
-            *(restmon, "serve", "--upstream", f"127.0.0.1:{upstream_port}"),
-            *("--package", "gen", "--path", str(root), "--port", str(gateway_port)),
-            *("--log-level", "error"),
-        ]
-        with (
-            running([sys.executable, "-c", upstream], upstream_port) as upstream_pid,
-            running(serve, gateway_port) as gateway_pid,
-        ):
-            servers = Servers(upstream_port, upstream_pid, gateway_port, gateway_pid)
-            samples = latency(pb, servers)
-            wrk_throughput(gateway_port)  # warm up
-            gateway_rps = wrk_throughput(gateway_port)
-            direct_rps = asyncio.run(direct_throughput(pb, upstream_port))
-    body = report(samples, servers.cpu, gateway_rps, direct_rps)
+        sources = {"rest": REPO}
+        if args.before:
+            sources["rest_before"] = checkout(args.before, root / "before")
+        upstream_pid = stack.enter_context(running([sys.executable, "-c", upstream], upstream_port))
+        gateways = {}
+        for name, source in sources.items():
+            port = free_port()
+            command = gateway_command(source, root, upstream_port, port)
+            gateways[name] = (stack.enter_context(running(command, port)), port)
+        servers = Servers(upstream_pid, upstream_port, gateways)
+        samples = latency(pb, servers)
+        gateway_rps = throughput(servers)
+        direct_rps = asyncio.run(direct_throughput(pb, upstream_port))
+    body = report(samples, servers, gateway_rps, direct_rps, args.before)
     write_section("proxy", body)
     print(body)
 

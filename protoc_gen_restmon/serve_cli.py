@@ -6,7 +6,6 @@ import argparse
 import importlib
 import importlib.util
 import os
-import ssl
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,12 +15,14 @@ from protoc_gen_restmon.runtime.specs import ROUTES_MODULE
 
 if TYPE_CHECKING:  # the runtime is imported when serving only: `restmon generate` stays quick
     from protoc_gen_restmon.runtime.gateway.http import App
+    from protoc_gen_restmon.runtime.gateway.upstream import RetryPolicy, UpstreamTls
     from protoc_gen_restmon.runtime.monitor.monitor import Monitor
 
 DEFAULT_GRACE = 10.0  # runtime.serving.DEFAULT_GRACE, not imported: `restmon generate` stays quick
 # The gateway's error formats (runtime/gateway/http.py ERROR_FORMATS), here so that building the
 # parser does not import the runtime.
 ERROR_FORMATS = ("status", "google")
+LOAD_BALANCING = ("round_robin", "pick_first")  # runtime/gateway/upstream.py LOAD_BALANCING
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
@@ -62,28 +63,37 @@ def proxy_gateway(args: argparse.Namespace) -> tuple[App, Monitor | None]:
     with `--db`, every call recorded there (the monitor, returned to be closed once the
     server has stopped) and the admin API (`/api/grpc/…`, `/cfg/grpc/…`, `/metrics`, behind
     admin credentials) served on the same port."""
-    from protoc_gen_restmon.runtime.gateway.app import Gateway, GatewayOptions, UpstreamOptions
-    from protoc_gen_restmon.runtime.gateway.upstream import Target
+    from protoc_gen_restmon.runtime.gateway.app import Gateway, GatewayOptions
+    from protoc_gen_restmon.runtime.gateway.upstream import Target, UpstreamOptions
 
     try:
         Target.parse(args.upstream)
+        upstream = UpstreamOptions(
+            deadline=args.deadline or None,
+            connect_timeout=args.connect_timeout,
+            keepalive=args.keepalive or None,
+            tls=upstream_tls(args),
+            load_balancing=args.load_balancing,
+            retry=retry_policy(args.retry_attempts),
+            channel_options=tuple(args.upstream_option),
+        )
     except ValueError as err:
         raise UsageError(str(err)) from err
     # Like `python -m`: modules are found from the current directory, then --path ones first.
     sys.path[:0] = [*args.path, os.getcwd()]
     packages = [found for name in args.package for found in generated_packages(name)]
-    upstream = UpstreamOptions(
-        deadline=args.deadline or None,
-        connect_timeout=args.connect_timeout,
-        tls=upstream_tls(args),
-    )
     monitor = None if args.db is None else open_monitor(args.db, packages)
-    gateway = Gateway(
-        upstream=args.upstream,
-        packages=packages,
-        options=GatewayOptions(upstream=upstream, error_format=args.error_format),
-        monitor=monitor,
-    )
+    try:
+        gateway = Gateway(
+            upstream=args.upstream,
+            packages=packages,
+            options=GatewayOptions(upstream=upstream, error_format=args.error_format),
+            monitor=monitor,
+        )
+    except ConfigError as err:  # a TLS file that cannot be read
+        if monitor is not None:
+            monitor.close()
+        raise UsageError(str(err)) from err
     if monitor is None:
         return gateway, None
     from protoc_gen_restmon.runtime.admin import AdminApp, with_admin
@@ -92,21 +102,41 @@ def proxy_gateway(args: argparse.Namespace) -> tuple[App, Monitor | None]:
     return with_admin(gateway, admin), monitor
 
 
-def upstream_tls(args: argparse.Namespace) -> bool | ssl.SSLContext:
-    """TLS to the upstream: off, the system's CAs (--upstream-tls), or a context trusting
-    --upstream-ca and presenting --upstream-cert/--upstream-key (mutual TLS)."""
+def upstream_tls(args: argparse.Namespace) -> bool | UpstreamTls:
+    """TLS to the upstream: off, the system's CAs (--upstream-tls), or trusting --upstream-ca
+    and presenting --upstream-cert/--upstream-key (mutual TLS); the files are read when the
+    gateway is built."""
+    from protoc_gen_restmon.runtime.gateway.upstream import UpstreamTls
+
     if args.upstream_cert and not args.upstream_key:
         raise UsageError("--upstream-cert needs --upstream-key")
-    if not (args.upstream_ca or args.upstream_cert):
+    if not (args.upstream_ca or args.upstream_cert or args.upstream_server_name):
         return bool(args.upstream_tls)
+    return UpstreamTls(
+        ca=args.upstream_ca,
+        cert=args.upstream_cert,
+        key=args.upstream_key,
+        server_name=args.upstream_server_name,
+    )
+
+
+def retry_policy(attempts: int) -> RetryPolicy | None:
+    """--retry-attempts N: gRPC retries of the idempotent methods (0: none)."""
+    from protoc_gen_restmon.runtime.gateway.upstream import RetryPolicy
+
+    return None if attempts == 0 else RetryPolicy(max_attempts=attempts)
+
+
+def channel_option(text: str) -> tuple[str, int | str]:
+    """`--upstream-option grpc.max_receive_message_length=8388608`: a grpcio channel argument,
+    an integer when the value is one."""
+    key, separator, value = text.partition("=")
+    if not separator or not key.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE")
     try:
-        context = ssl.create_default_context(cafile=args.upstream_ca)
-        if args.upstream_cert:
-            context.load_cert_chain(args.upstream_cert, args.upstream_key)
-    except (OSError, ssl.SSLError) as err:
-        raise UsageError(f"upstream TLS: {err}") from err
-    context.set_alpn_protocols(["h2"])  # gRPC is HTTP/2
-    return context
+        return key.strip(), int(value)
+    except ValueError:
+        return key.strip(), value
 
 
 def open_monitor(url: str, packages: list[str]) -> Monitor:
@@ -148,7 +178,13 @@ def register(commands: Any) -> None:
         description="Run the REST gateway (uvicorn) in proxy mode: every HTTP binding of the "
         "generated packages, each call made on the --upstream gRPC server.",
     )
-    serve.add_argument("--upstream", required=True, metavar="HOST:PORT", help="the gRPC server")
+    serve.add_argument(
+        "--upstream",
+        required=True,
+        metavar="TARGET",
+        help="the gRPC server: HOST:PORT, or a gRPC target naming several replicas "
+        "(dns:///HOST:PORT, ipv4:ADDR:PORT,ADDR:PORT)",
+    )
     serve.add_argument(
         "--package",
         action="append",
@@ -170,6 +206,44 @@ def register(commands: Any) -> None:
     serve.add_argument("--upstream-ca", metavar="FILE", help="connect with TLS, trusting this CA")
     serve.add_argument("--upstream-cert", metavar="FILE", help="client certificate (mutual TLS)")
     serve.add_argument("--upstream-key", metavar="FILE", help="the client certificate's key")
+    serve.add_argument(
+        "--upstream-server-name",
+        metavar="NAME",
+        help="the name to verify in the upstream's certificate (default: the target's host)",
+    )
+    serve.add_argument(
+        "--load-balancing",
+        default="round_robin",
+        choices=LOAD_BALANCING,
+        help="how calls spread over the target's addresses: each to the next ready one "
+        "(round_robin, the default) or all to the first that connects (pick_first)",
+    )
+    serve.add_argument(
+        "--keepalive",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="ping the upstream connections this often, dropping one whose ping is not "
+        "answered within --connect-timeout (0, the default: no pings)",
+    )
+    serve.add_argument(
+        "--retry-attempts",
+        type=int,
+        default=0,
+        choices=range(0, 6),
+        metavar="N",
+        help="try a call of an idempotent method (GET bindings, idempotency_level) up to N "
+        "times in all when it fails UNAVAILABLE (2 to 5; 0, the default: never retried)",
+    )
+    serve.add_argument(
+        "--upstream-option",
+        action="append",
+        default=[],
+        type=channel_option,
+        metavar="KEY=VALUE",
+        help="a grpcio channel argument (grpc.max_receive_message_length=8388608), "
+        "overriding the gateway's; repeatable",
+    )
     serve.add_argument("--host", default="127.0.0.1", help="listen address; default 127.0.0.1")
     serve.add_argument("--port", type=int, default=8080, help="listen port; default 8080")
     serve.add_argument(

@@ -23,6 +23,7 @@ from protoc_gen_restmon.cli import main
 from protoc_gen_restmon.runtime.admin import create_admin_token
 from protoc_gen_restmon.runtime.monitor.model import RequestQuery
 from protoc_gen_restmon.runtime.monitor.stores import open_store
+from protoc_gen_restmon.serve_cli import channel_option
 from tests.support.gateway_fixtures import DUNE, GENERATED
 from tests.support.pki import Pki
 from tests.support.proxy_fixtures import RunningUpstream, running_upstream
@@ -208,11 +209,71 @@ def test_serve_with_mutual_tls_to_the_upstream(
         assert reply.json()["name"] == "shelves/fiction"
 
 
+@pytest.mark.slow
+def test_serve_takes_a_grpc_target_and_channel_options(
+    bookstore_pb: ModuleType, upstream: RunningUpstream, tmp_path: Path
+) -> None:
+    """`--upstream ipv4:…` (a list of replicas, here one) and `--upstream-option K=V`, given to
+    grpcio as they are: a receive limit below the response's size is RESOURCE_EXHAUSTED."""
+    port = free_port()
+    command = serve_command(
+        f"ipv4:127.0.0.1:{upstream.port}",
+        *("--package", GENERATED, "--path", str(output_root(bookstore_pb))),
+        *("--port", str(port), "--retry-attempts", "3", "--keepalive", "30"),
+        *("--upstream-option", "grpc.max_receive_message_length=16"),
+    )
+    for base in run_server(command, tmp_path, port):
+        assert httpx.get(f"{base}/v1/shelves/fiction/books/dune").status_code == 429
+        assert httpx.head(f"{base}/v1/shelves/fiction").status_code == 200  # Empty passes
+
+
+@pytest.mark.parametrize(
+    ("text", "option"),
+    [
+        ("grpc.max_receive_message_length=8388608", ("grpc.max_receive_message_length", 8388608)),
+        ("grpc.primary_user_agent=restmon", ("grpc.primary_user_agent", "restmon")),
+        ("grpc.lb_policy_name=a=b", ("grpc.lb_policy_name", "a=b")),
+    ],
+)
+def test_upstream_option_values_are_integers_when_they_can_be(
+    text: str, option: tuple[str, int | str]
+) -> None:
+    assert channel_option(text) == option
+
+
+@pytest.mark.parametrize("text", ["no-equals", "=1"])
+def test_upstream_option_without_a_key_is_a_usage_error(
+    text: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(
+            [
+                "serve",
+                "--upstream",
+                "localhost:1",
+                "--package",
+                GENERATED,
+                "--upstream-option",
+                text,
+            ]
+        )
+    assert exited.value.code == 2
+    assert "expected KEY=VALUE" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         pytest.param(
             ["--upstream", "localhost", "--package", GENERATED], "expected host:port", id="port"
+        ),
+        pytest.param(
+            ["--upstream", "dns:///", "--package", GENERATED], "names no address", id="empty-dns"
+        ),
+        pytest.param(
+            ["--upstream", "localhost:1", "--package", GENERATED, "--retry-attempts", "1"],
+            "max_attempts 1 is not 2 to 5",
+            id="one-attempt",
         ),
         pytest.param(
             ["--upstream", ":50051", "--package", GENERATED], "expected host:port", id="host"

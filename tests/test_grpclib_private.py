@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import ast
 import asyncio
-import dataclasses
 import inspect
 import typing
 from collections.abc import Awaitable, Callable
@@ -16,23 +15,18 @@ import grpclib._typing
 import grpclib.metadata
 import pytest
 from grpclib.client import Channel
-from grpclib.config import Configuration
 from grpclib.const import Cardinality as GrpclibCardinality
 from grpclib.health.service import Health
 from grpclib.health.v1.health_grpc import HealthStub
 from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
-from grpclib.protocol import H2Protocol
 from grpclib.server import Server, Stream
 
 from protoc_gen_restmon.runtime import grpclib_private
 from protoc_gen_restmon.runtime.grpclib_private import (
     Metadata,
     MetadataLike,
-    connect,
-    keepalive,
     method_table,
     running_calls,
-    stale_connection,
     stop_listening,
 )
 from protoc_gen_restmon.runtime.specs import Cardinality
@@ -93,77 +87,6 @@ def test_method_table_of_something_else_is_a_type_error_naming_the_module() -> N
         method_table(object())  # type: ignore[arg-type]
 
 
-def test_connect_opens_the_connection_a_call_then_uses() -> None:
-    """Channel.__connect__ and Channel._protocol / _connected."""
-
-    async def scenario(server: Server) -> None:
-        channel = Channel("127.0.0.1", port_of(server))
-        try:
-            assert channel._protocol is None and not channel._connected
-            protocol = await connect(channel)
-            assert isinstance(protocol, H2Protocol)
-            assert channel._protocol is protocol and channel._connected
-            await HealthStub(channel).Check(HealthCheckRequest())
-            assert channel._protocol is protocol  # the call took the connection opened
-        finally:
-            channel.close()
-
-    on_health_server(scenario)
-
-
-def test_stale_connection_before_and_after_connecting() -> None:
-
-    async def scenario(server: Server) -> None:
-        channel = Channel("127.0.0.1", port_of(server))
-        try:
-            assert stale_connection(channel) is False  # none yet
-            await connect(channel)
-            assert stale_connection(channel) is False  # open and well
-        finally:
-            channel.close()
-
-    on_health_server(scenario)
-
-
-def test_stale_connection_once_its_h2_state_machine_is_closed() -> None:
-    """H2Protocol.connection (grpclib.protocol.Connection) and its h2 connection,
-    Connection._connection: CLOSED after a GOAWAY, here one the client sends itself."""
-
-    async def scenario(server: Server) -> None:
-        channel = Channel("127.0.0.1", port_of(server))
-        try:
-            protocol = await connect(channel)
-            protocol.connection._connection.close_connection()
-            assert channel._connected  # grpclib would still reuse it
-            assert stale_connection(channel) is True
-        finally:
-            channel.close()
-
-    on_health_server(scenario)
-
-
-def test_stale_connection_once_its_transport_is_closing() -> None:
-    """grpclib.protocol.Connection.is_closing(): the transport closed, connection_lost not
-    run yet (it runs on the loop's next iterations)."""
-
-    async def scenario(server: Server) -> None:
-        channel = Channel("127.0.0.1", port_of(server))
-        try:
-            protocol = await connect(channel)
-            protocol.connection._transport.close()
-            assert channel._connected and stale_connection(channel) is True
-            for _ in range(500):  # connection_lost runs from the loop, soon
-                if not channel._connected:
-                    break
-                await asyncio.sleep(0.01)
-            assert not channel._connected  # connection_lost ran: grpclib replaces it itself
-            assert stale_connection(channel) is False
-        finally:
-            channel.close()
-
-    on_health_server(scenario)
-
-
 def test_stop_listening_keeps_open_connections_serving() -> None:
     """Server._server, the asyncio.Server start() made: closed, it takes no new connection,
     while a connection already open still serves calls."""
@@ -172,7 +95,7 @@ def test_stop_listening_keeps_open_connections_serving() -> None:
         port = port_of(server)
         channel = Channel("127.0.0.1", port)
         try:
-            await connect(channel)
+            await HealthStub(channel).Check(HealthCheckRequest())  # a connection is open
             stop_listening(server)
             reply = await HealthStub(channel).Check(HealthCheckRequest())
             assert reply.status == HealthCheckResponse.SERVING
@@ -206,21 +129,6 @@ def test_running_calls_are_the_calls_in_flight() -> None:
             channel.close()
 
     on_health_server(scenario)
-
-
-KEEPALIVE_FIELDS = {
-    "_keepalive_time": 7.0,
-    "_keepalive_timeout": 2.0,
-    "_keepalive_permit_without_calls": True,
-    "_http2_max_pings_without_data": 0,
-    "_http2_min_sent_ping_interval_without_data": 7.0,
-}
-
-
-def test_keepalive_sets_the_experimental_configuration_fields() -> None:
-    assert {field.name for field in dataclasses.fields(Configuration)} >= set(KEEPALIVE_FIELDS)
-    config = keepalive(7.0, 2.0)
-    assert {name: getattr(config, name) for name in KEEPALIVE_FIELDS} == KEEPALIVE_FIELDS
 
 
 def shape(annotation: Any) -> Any:

@@ -272,8 +272,9 @@ def test_hpack_logs_headers_without_their_values(
 ) -> None:
     """hpack, under grpclib, logs at DEBUG each header it encodes or decodes and each raw header
     block. The filter that a Monitor and a Gateway attach (runtime/log_redaction.py) keeps the
-    key's value out on every side: the client encodes it, the proxy gateway decodes nothing but
-    encodes the forwarded key, the upstream decodes it twice."""
+    key's value out on every side: the client encodes it, the upstream decodes it twice (from
+    the client, and from the proxy gateway, whose own channel is grpcio's: C-core's HPACK
+    encoder logs nothing to Python)."""
     with Monitor(f"sqlite:///{tmp_path / 'hpack.db'}", require_keys=True) as monitor:
         _, secret = issue_keys(monitor.store, 1)[0]
         plan = [PlannedCall(GET_SHELF, secret, "hpack")]
@@ -290,5 +291,5 @@ def test_hpack_logs_headers_without_their_values(
     hpack_log = logs.text(only=("hpack",))
     # The search sees what it should: the header by name, from the encoders and the decoder.
     assert hpack_log.count("x-api-key', '<redacted>')") >= 2  # decoded, by the upstream
-    assert hpack_log.count("x-api-key'=<redacted>") >= 2  # added to a table, by each sender
+    assert hpack_log.count("x-api-key'=<redacted>") >= 1  # added to a table, by the client
     assert secret not in logs.text()

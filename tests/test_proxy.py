@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from collections.abc import Iterator, MutableMapping
+from collections.abc import AsyncIterator, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -25,7 +25,12 @@ from hypothesis import strategies as st
 from protoc_gen_restmon.runtime.errors import ConfigError
 from protoc_gen_restmon.runtime.gateway.app import Gateway, GatewayOptions, UpstreamOptions
 from protoc_gen_restmon.runtime.gateway.observe import CallInfo
-from protoc_gen_restmon.runtime.gateway.upstream import Target, build_call_options, decode_timeout
+from protoc_gen_restmon.runtime.gateway.upstream import (
+    CallOptions,
+    Target,
+    build_call_options,
+    decode_timeout,
+)
 from protoc_gen_restmon.runtime.status import Code, RpcError
 from tests.support.gateway_fixtures import (
     JSON,
@@ -76,14 +81,14 @@ def test_proxy_reuses_one_channel_per_loop(proxied: Served) -> None:
     async def twice() -> list[int]:
         first = await asgi_call(proxied.gateway, "GET", "/v1/shelves/fiction")
         second = await asgi_call(proxied.gateway, "GET", "/v1/shelves/fiction")
-        proxied.gateway.backend.close()
+        await proxied.gateway.backend.close()
         return [first.status, second.status]
 
     channels: list[Any] = []
     original = type(proxied.gateway.backend).call
 
     async def spy(self: Any, *args: Any) -> Any:
-        channels.append(await self.upstream.channel())
+        channels.append(self.upstream.channel())
         return await original(self, *args)
 
     with pytest.MonkeyPatch.context() as patch:
@@ -109,6 +114,36 @@ def test_proxy_lifespan_shutdown_closes_the_channel(proxied: Served) -> None:
 
     assert asyncio.run(scenario()) == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
     assert proxied.gateway.backend.upstream._channel is None  # type: ignore[attr-defined]
+
+
+def test_the_channel_carries_a_bidi_stream(bookstore_pb: ModuleType) -> None:
+    """SyncInventory (stream ⇄ stream, no HTTP binding) straight on the backend: every update
+    written, every ack read back as bytes decoded by upb, on the one grpc.aio channel."""
+    base: type = type(make_proxy_service(bookstore_pb))
+
+    class Inventory(base):  # type: ignore[misc]
+        async def sync_inventory(self, updates: AsyncIterator[Any]) -> AsyncIterator[Any]:
+            async for update in updates:
+                yield bookstore_pb.InventoryAck(book=update.book, copies_on_hand=update.delta)
+
+    with running_upstream(Inventory()) as upstream:
+        gateway = Gateway(upstream=upstream.address, packages=[bookstore_pb])
+        method = gateway._methods["/bookstore.v1.BookstoreService/SyncInventory"]
+
+        async def sync() -> list[tuple[str, int]]:
+            async def updates() -> AsyncIterator[Any]:
+                for delta in (3, -1, 7):
+                    yield method.request_upb(book=f"shelves/a/books/{delta}", delta=delta)
+
+            call = await gateway.backend.call(method, updates(), CallOptions())
+            try:
+                return [(ack.book, ack.copies_on_hand) async for ack in call.messages()]
+            finally:
+                await call.close()
+                await gateway.backend.close()
+
+        acks = asyncio.run(sync())
+    assert acks == [("shelves/a/books/3", 3), ("shelves/a/books/-1", -1), ("shelves/a/books/7", 7)]
 
 
 # --- Failures ---
@@ -329,19 +364,28 @@ def test_build_call_options_sends_only_valid_metadata_or_refuses(
 
 
 TARGETS = [
-    pytest.param("localhost:50051", Target("localhost", 50051), id="host"),
-    pytest.param("[::1]:8443", Target("::1", 8443), id="ipv6"),
+    pytest.param("localhost:50051", id="host"),
+    pytest.param("[::1]:8443", id="ipv6"),
+    pytest.param("dns:///upstream.internal:50051", id="dns"),
+    pytest.param("ipv4:10.0.0.1:50051,10.0.0.2:50051", id="ipv4-list"),
+    pytest.param("unix:/run/grpc.sock", id="unix"),
 ]
 
 
-@pytest.mark.parametrize(("address", "target"), TARGETS)
-def test_target_parse(address: str, target: Target) -> None:
-    assert Target.parse(address) == target
+@pytest.mark.parametrize("address", TARGETS)
+def test_target_parse_takes_host_port_and_grpc_targets(address: str) -> None:
+    assert Target.parse(address) == Target(address)  # given to grpcio as it is
 
 
 @pytest.mark.parametrize("address", ["localhost", ":80", "host:port"])
 def test_target_parse_refuses_addresses_without_port(address: str) -> None:
     with pytest.raises(ValueError, match="expected host:port"):
+        Target.parse(address)
+
+
+@pytest.mark.parametrize("address", ["dns:///", "ipv4:"])
+def test_target_parse_refuses_a_scheme_without_address(address: str) -> None:
+    with pytest.raises(ValueError, match="names no address"):
         Target.parse(address)
 
 

@@ -23,7 +23,12 @@ if TYPE_CHECKING:
     from protoc_gen_restmon.runtime.admin.auth import create_admin_token
     from protoc_gen_restmon.runtime.admin.mount import with_admin
     from protoc_gen_restmon.runtime.errors import ConfigError
-    from protoc_gen_restmon.runtime.gateway.app import Gateway, GatewayOptions, UpstreamOptions
+    from protoc_gen_restmon.runtime.gateway.app import Gateway, GatewayOptions
+    from protoc_gen_restmon.runtime.gateway.upstream import (
+        RetryPolicy,
+        UpstreamOptions,
+        UpstreamTls,
+    )
     from protoc_gen_restmon.runtime.jsoncodec.options import JsonOptions
     from protoc_gen_restmon.runtime.monitor.monitor import Monitor
     from protoc_gen_restmon.runtime.serving import serve_until_stopped
@@ -39,10 +44,12 @@ _EXPORTS = {
     "GatewayOptions": "protoc_gen_restmon.runtime.gateway.app",
     "JsonOptions": "protoc_gen_restmon.runtime.jsoncodec.options",
     "Monitor": "protoc_gen_restmon.runtime.monitor.monitor",
+    "RetryPolicy": "protoc_gen_restmon.runtime.gateway.upstream",
     "RpcError": "protoc_gen_restmon.runtime.status",
     "serve_until_stopped": "protoc_gen_restmon.runtime.serving",
     "TranscodeOptions": "protoc_gen_restmon.runtime.transcode.request",
-    "UpstreamOptions": "protoc_gen_restmon.runtime.gateway.app",
+    "UpstreamOptions": "protoc_gen_restmon.runtime.gateway.upstream",
+    "UpstreamTls": "protoc_gen_restmon.runtime.gateway.upstream",
     "with_admin": "protoc_gen_restmon.runtime.admin.mount",
 }
 
@@ -54,9 +61,11 @@ __all__ = [
     "GatewayOptions",
     "JsonOptions",
     "Monitor",
+    "RetryPolicy",
     "RpcError",
     "TranscodeOptions",
     "UpstreamOptions",
+    "UpstreamTls",
     "create_admin_token",
     "serve_until_stopped",
     "with_admin",

@@ -11,14 +11,10 @@ import asyncio
 from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from grpclib.config import Configuration
-from h2.connection import ConnectionState
 from multidict import MultiDict
 
 if TYPE_CHECKING:
-    from grpclib.client import Channel
     from grpclib.const import Handler
-    from grpclib.protocol import H2Protocol
     from grpclib.server import Server, Stream
 
 GRPCLIB_VERSION = "0.4.9"  # the version whose source these were read from
@@ -83,52 +79,3 @@ def running_calls(server: Server) -> list[asyncio.Task[None]]:
     return [
         task for handler in server._handlers for task in handler._tasks.values() if not task.done()
     ]
-
-
-# --- A client channel's connection ---
-
-
-async def connect(channel: Channel) -> H2Protocol:
-    """Open the channel's connection now (or return the open one).
-
-    `Channel.__connect__()` (0.4.9): what every `request` awaits first; undocumented. No public
-    way: a channel connects lazily, inside its first call, and the gateway must tell a refused
-    connection (UNAVAILABLE) within its connect timeout from a slow call."""
-    return await channel.__connect__()
-
-
-def stale_connection(channel: Channel) -> bool:
-    """Whether the channel's connection is known to be gone, though grpclib would reuse it.
-
-    grpclib reconnects only once `connection_lost` ran; a transport already closing, or an
-    HTTP/2 connection closed by a GOAWAY, is as dead and would take (and lose) the next call.
-    `Channel._protocol` (the H2Protocol, None before the first connection) and the
-    `Channel._connected` property (0.4.9: a protocol whose `connection_lost` did not run), then
-    the protocol's `connection` (grpclib.protocol.Connection) and its h2 connection,
-    `Connection._connection`, whose state machine says CLOSED after a GOAWAY. No public way:
-    a channel exposes no connection state at all."""
-    protocol = channel._protocol
-    if protocol is None or not channel._connected:
-        return False  # none yet, or one grpclib replaces by itself
-    connection = protocol.connection
-    return bool(
-        connection.is_closing()
-        or connection._connection.state_machine.state is ConnectionState.CLOSED
-    )
-
-
-def keepalive(interval: float, timeout: float) -> Configuration:
-    """A client Configuration that pings every `interval` seconds, busy or idle, and closes
-    the connection when a ping is not acknowledged within `timeout`.
-
-    The underscored fields of `grpclib.config.Configuration` (0.4.9): `_keepalive_time`,
-    `_keepalive_timeout`, `_keepalive_permit_without_calls`, `_http2_max_pings_without_data`,
-    `_http2_min_sent_ping_interval_without_data`; grpclib marks them experimental with the
-    underscore. No public way: they are grpclib's only keepalive settings."""
-    return Configuration(
-        _keepalive_time=interval,
-        _keepalive_timeout=timeout,
-        _keepalive_permit_without_calls=True,
-        _http2_max_pings_without_data=0,
-        _http2_min_sent_ping_interval_without_data=interval,
-    )

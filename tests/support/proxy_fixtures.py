@@ -113,7 +113,7 @@ def proxy_call(gateway: Gateway, method: str, target: str, **kwargs: Any) -> Rep
         try:
             return await asgi_call(gateway, method, target, **kwargs)
         finally:
-            gateway.backend.close()
+            await gateway.backend.close()
 
     return asyncio.run(run())
 

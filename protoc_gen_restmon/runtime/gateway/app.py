@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from types import ModuleType
@@ -55,6 +54,7 @@ from protoc_gen_restmon.runtime.gateway.upstream import (
     RpcMethod,
     Target,
     Upstream,
+    UpstreamOptions,
     build_call_options,
     forwarded_names,
 )
@@ -72,25 +72,6 @@ from protoc_gen_restmon.runtime.transcode.values import parse_query
 logger = logging.getLogger("protoc_gen_restmon.gateway")
 
 NDJSON_MEDIA_TYPES = frozenset({NDJSON.decode(), "application/jsonl"})
-
-
-@dataclass(frozen=True, slots=True)
-class UpstreamOptions:
-    """Proxy mode (`Gateway(upstream=…)`): how the gateway reaches the upstream gRPC server."""
-
-    # The timeout of a call without `Grpc-Timeout`, in seconds (None: none), and how long
-    # connecting to the upstream may take before a 503.
-    deadline: float | None = 30.0
-    connect_timeout: float = 2.0
-    # More request headers sent as metadata under their own (lower-case) name, beside
-    # Authorization, X-Api-Key, X-Request-Id and X-Forwarded-For.
-    forward_headers: tuple[str, ...] = ()
-    # Seconds between HTTP/2 PINGs on the upstream connection (None: no pings); a ping
-    # unanswered within connect_timeout drops the connection (upstream.keepalive_config).
-    keepalive: float | None = None
-    # None or False: plain HTTP/2; True: TLS verified against the system's CAs; an
-    # `ssl.SSLContext`: a private CA or a client certificate (its ALPN must offer h2).
-    tls: bool | ssl.SSLContext | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,18 +136,12 @@ class Gateway:
             if services:
                 raise ConfigError("Gateway: give services (in process) or upstream, not both")
             target = Target.parse(upstream)
-            self.backend = UpstreamBackend(
-                Upstream(
-                    target,
-                    connect_timeout=self.options.upstream.connect_timeout,
-                    tls=self.options.upstream.tls,
-                    keepalive=self.options.upstream.keepalive,
-                )
-            )
             for package in packages:
                 generated = GeneratedPackage.load(package)
                 for spec in generated.monitor.SERVICES:
                     bindings.extend(self._add_service(generated, spec))
+            methods = self._methods.values()
+            self.backend = UpstreamBackend(Upstream(target, self.options.upstream, methods))
         else:
             local = self.backend = LocalBackend()
             for impl in services:

@@ -11,13 +11,9 @@ from google.protobuf.message import Message
 
 from protoc_gen_restmon.runtime.gateway.http import Headers
 from protoc_gen_restmon.runtime.gateway.services import ImplementedService
-from protoc_gen_restmon.runtime.gateway.upstream import (
-    CallOptions,
-    RpcMethod,
-    Upstream,
-    from_grpc,
-)
+from protoc_gen_restmon.runtime.gateway.upstream import CallOptions, RpcMethod, Upstream
 from protoc_gen_restmon.runtime.jsoncodec.bridge import from_betterproto, to_betterproto
+from protoc_gen_restmon.runtime.status import Code, RpcError, detail_json
 
 
 class Answer(Protocol):
@@ -37,7 +33,7 @@ class Backend(Protocol):
         self, method: RpcMethod, requests: AsyncIterator[Message], options: CallOptions
     ) -> Answer: ...
 
-    def close(self) -> None: ...
+    async def close(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,12 +103,12 @@ class LocalBackend:
             raise from_grpc(err) from None
         return LocalAnswer(result, method.response_upb, method.server_streaming)
 
-    def close(self) -> None:
+    async def close(self) -> None:
         return None
 
 
 class UpstreamBackend:
-    """Calls an upstream gRPC server: upb messages as wire bytes over one grpclib channel."""
+    """Calls an upstream gRPC server: upb messages as wire bytes over one grpcio channel."""
 
     def __init__(self, upstream: Upstream) -> None:
         self.upstream = upstream
@@ -120,12 +116,13 @@ class UpstreamBackend:
     async def call(
         self, method: RpcMethod, requests: AsyncIterator[Message], options: CallOptions
     ) -> Answer:
-        if not method.client_streaming:  # a bad request is a 400 before any connection
-            requests = _one(await _only(requests))
-        return await self.upstream.call(method, requests, options)
+        if method.client_streaming:
+            return await self.upstream.call(method, requests, options)
+        # A bad request is a 400 before any connection.
+        return await self.upstream.call(method, await _only(requests), options)
 
-    def close(self) -> None:
-        self.upstream.close()
+    async def close(self) -> None:
+        await self.upstream.close()
 
 
 async def _only(requests: AsyncIterator[Message]) -> Message:
@@ -138,5 +135,13 @@ async def _only(requests: AsyncIterator[Message]) -> Message:
     return message
 
 
-async def _one(message: Message) -> AsyncIterator[Message]:
-    yield message
+def from_grpc(err: grpclib.exceptions.GRPCError) -> RpcError:
+    """The grpclib status an in-process handler raised as RpcError; its details are google.rpc
+    messages (or already JSON)."""
+    code = Code(err.status.value)
+    details = tuple(_detail(detail) for detail in err.details or ())
+    return RpcError(code, err.message or code.name, details=details)
+
+
+def _detail(detail: Any) -> Any:
+    return detail_json(detail) if isinstance(detail, Message) else detail

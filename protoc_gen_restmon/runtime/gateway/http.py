@@ -266,15 +266,16 @@ def _percent_decode(raw: str) -> str:
 
 
 async def serve_lifespan(
-    receive: Receive, send: Send, on_shutdown: Callable[[], object] | None = None
+    receive: Receive, send: Send, on_shutdown: Callable[[], Awaitable[None]] | None = None
 ) -> None:
-    """Answer an ASGI lifespan protocol: nothing to start; `on_shutdown()` before completing it."""
+    """Answer an ASGI lifespan protocol: nothing to start; `await on_shutdown()` before
+    completing it."""
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             if on_shutdown is not None:
-                on_shutdown()
+                await on_shutdown()
             await send({"type": "lifespan.shutdown.complete"})
             return
