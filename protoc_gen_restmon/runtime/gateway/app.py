@@ -17,6 +17,7 @@ from protoc_gen_restmon.runtime.gateway.backends import (
     Answer,
     Backend,
     LocalBackend,
+    Single,
     UpstreamBackend,
 )
 from protoc_gen_restmon.runtime.gateway.http import (
@@ -52,6 +53,10 @@ from protoc_gen_restmon.runtime.gateway.observe import (
 )
 from protoc_gen_restmon.runtime.gateway.services import GeneratedPackage, implemented_services
 from protoc_gen_restmon.runtime.gateway.upstream import (
+    FORWARDED_FOR,
+    FORWARDED_HEADERS,
+    METADATA_PREFIX,
+    CallOptions,
     RpcMethod,
     Target,
     Upstream,
@@ -72,6 +77,10 @@ from protoc_gen_restmon.runtime.transcode.values import parse_query
 logger = logging.getLogger("protoc_gen_restmon.gateway")
 
 NDJSON_MEDIA_TYPES = frozenset({NDJSON.decode(), "application/jsonl"})
+# What an in-process call gets for call options: its handler sees neither metadata nor deadline.
+NO_OPTIONS = CallOptions()
+# The request headers `build_call_options` reads, besides those starting with METADATA_PREFIX.
+OPTION_HEADERS = frozenset({b"grpc-timeout", FORWARDED_FOR, *FORWARDED_HEADERS})
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,9 +120,9 @@ class GatewayOptions:
             raise ConfigError(f"error_format: {self.error_format!r} is not one of {choices}")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Call:
-    """What one HTTP request asks for, once routed."""
+    """What one HTTP request asks for, once routed (not frozen: built on every request)."""
 
     method: RpcMethod
     match: RouteMatch
@@ -151,6 +160,7 @@ class Gateway:
         self._methods: dict[str, RpcMethod] = {}
         bindings: list[Binding] = []
         self.backend: Backend
+        self._local = upstream is None
         if upstream is not None:
             if services:
                 raise ConfigError("Gateway: give services (in process) or upstream, not both")
@@ -202,7 +212,8 @@ class Gateway:
         try:
             match = self.router.match(scope["method"], raw_path(scope))
             call = _Call(self._methods[match.binding.grpc_path], match, scope, headers)
-            observation = self.monitor.begin(_call_info(scope, call.method, request_id))
+            if self.monitor is not NO_OBSERVER:  # a CallInfo only for an observer
+                observation = self.monitor.begin(_call_info(scope, call.method, request_id))
             code, message = await exchange.run(self._serve(call, exchange, request_id))
         except RpcError as err:
             code, message = err.code, err.message
@@ -222,13 +233,26 @@ class Gateway:
                 observation.finish(code, message)
 
     async def _serve(self, call: _Call, exchange: Exchange, request_id: str) -> tuple[Code, str]:
-        options = build_call_options(
-            call.scope, self.options.upstream.deadline, request_id, self._forward
-        )
+        options = self._call_options(call.scope, request_id)
         json_options = self._response_json(call)
-        requests = self._requests(call, exchange.receive)
+        requests: AsyncIterator[Message]
+        if call.method.client_streaming:
+            requests = self._stream_requests(call, exchange.receive)
+        else:  # a bad request is a 400 before the backend is called (before any connection)
+            body = await read_body(exchange.receive, self.options.transcode.max_body_bytes)
+            requests = Single(self._request(call, body))
         answer = await self.backend.call(call.method, requests, options)
         return await self._respond(call, answer, exchange.send, json_options)
+
+    def _call_options(self, scope: Scope, request_id: str) -> CallOptions:
+        """The upstream call's metadata and deadline (docs/http-transcoding.md §6).
+
+        In process, the handlers see neither: only the 400s `build_call_options` answers for
+        headers that cannot be metadata matter, and requests without such headers skip it.
+        """
+        if self._local and not _may_refuse(scope, self._forward):
+            return NO_OPTIONS
+        return build_call_options(scope, self.options.upstream.deadline, request_id, self._forward)
 
     def _response_json(self, call: _Call) -> JsonOptions:
         """The gateway's JSON options, with enums as numbers when the query's system parameters
@@ -256,14 +280,9 @@ class Gateway:
         finally:
             await answer.close()
 
-    async def _requests(self, call: _Call, receive: Receive) -> AsyncIterator[Message]:
-        """The request message(s): one, or one per NDJSON body line."""
-        options = self.options.transcode
-        if not call.method.client_streaming:
-            body = await read_body(receive, options.max_body_bytes)
-            yield self._request(call, body)
-            return
-        async for line in _lines(receive, options.max_body_bytes):
+    async def _stream_requests(self, call: _Call, receive: Receive) -> AsyncIterator[Message]:
+        """The request messages of a client stream: one per NDJSON body line."""
+        async for line in _lines(receive, self.options.transcode.max_body_bytes):
             yield self._request(call, line)
 
     def _request(self, call: _Call, body: bytes) -> Message:
@@ -291,7 +310,7 @@ class Gateway:
         if len(messages) != 1:
             raise RpcError(Code.INTERNAL, f"the call answered {len(messages)} messages, not 1")
         message = messages[0]
-        headers = [*call.headers, *answer.headers]
+        headers = [*call.headers, *answer.headers] if answer.headers else call.headers
         if message.DESCRIPTOR.full_name == HTTP_BODY:
             body: Any = message
             content_type = (body.content_type or "application/octet-stream").encode("latin-1")
@@ -399,6 +418,18 @@ def _call_info(scope: Scope, method: RpcMethod, request_id: str) -> CallInfo:
         ),
         grpc_type=GRPC_TYPES[method.spec.cardinality],
     )
+
+
+def _may_refuse(scope: Scope, forward: frozenset[bytes]) -> bool:
+    """Whether `build_call_options` could refuse this request (a 400): it has a header that
+    becomes metadata or the deadline, or a client address that is not printable ASCII."""
+    for name, _ in scope["headers"]:
+        key = bytes(name).lower()
+        if key in OPTION_HEADERS or key in forward or key.startswith(METADATA_PREFIX):
+            return True
+    client = scope.get("client")
+    host = str(client[0]) if client and client[0] else ""
+    return not (host.isascii() and host.isprintable())
 
 
 def _request_id(scope: Scope) -> str:

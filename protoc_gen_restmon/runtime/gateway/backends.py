@@ -40,6 +40,29 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
+class Single(AsyncIterator[Message]):
+    """An async iterator over one message: a unary request or response.
+
+    Cheaper than an async generator, which the event loop registers (in a WeakSet, for
+    `shutdown_asyncgens`) the first time it runs.
+    """
+
+    __slots__ = ("_message",)
+
+    def __init__(self, message: Message) -> None:
+        self._message: Message | None = message
+
+    async def __anext__(self) -> Message:
+        message = self._message
+        if message is None:
+            raise StopAsyncIteration
+        self._message = None
+        return message
+
+    async def aclose(self) -> None:
+        self._message = None
+
+
 @dataclass(frozen=True, slots=True)
 class LocalHandler:
     """A betterproto implementation's handler of one RPC, with its betterproto classes."""
@@ -58,10 +81,12 @@ class LocalAnswer:
     server_streaming: bool
     headers: Headers = field(default_factory=list)
 
-    async def messages(self) -> AsyncIterator[Message]:
+    def messages(self) -> AsyncIterator[Message]:
         if not self.server_streaming:
-            yield from_betterproto(self.result, self.response_upb)
-            return
+            return Single(from_betterproto(self.result, self.response_upb))
+        return self._stream()
+
+    async def _stream(self) -> AsyncIterator[Message]:
         iterator = aiter(self.result)
         while True:
             try:

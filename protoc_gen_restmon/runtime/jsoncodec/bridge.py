@@ -127,7 +127,9 @@ def _build_to_betterproto(descriptor: Descriptor, betterproto_cls: type) -> _ToB
             name, convert = fields[field]
             values[name] = value if convert is None else convert(value)
         obj = betterproto_cls(**values)
-        obj._serialized_on_wire = True  # as after `parse`: the message was there, even if empty
+        # As after `parse`: the message was there, even if empty. Set past betterproto's
+        # __setattr__, which does nothing more for this attribute than the plain one.
+        object.__setattr__(obj, "_serialized_on_wire", True)
         return obj
 
     return convert_message

@@ -208,15 +208,31 @@ def parse_json(
 
 def set_path_params(message: Message, params: tuple[tuple[FieldPath, str], ...]) -> None:
     for path, text in params:
-        where = f'path variable "{path}"'
-        try:
-            steps = walk(message, path.proto, where)
-        except UnknownFieldError as exc:
-            raise RpcError(Code.INTERNAL, f"{where}: {exc}") from exc
-        last = steps[-1]
-        if last.field.is_repeated or not is_leaf(last.field):
-            raise RpcError(Code.INTERNAL, f"{where}: not a singular scalar field")
-        set_value(last.parent, last.field, text, PATH_SOURCE, path.proto)
+        fields = _PATH_FIELDS.get((message.DESCRIPTOR, path.proto))
+        if fields is None:
+            fields = path_fields(message, path)
+        parent = message
+        for through in fields[:-1]:
+            parent = getattr(parent, through.name)
+        set_value(parent, fields[-1], text, PATH_SOURCE, path.proto)
+
+
+def path_fields(message: Message, path: FieldPath) -> tuple[Field, ...]:
+    """The fields a path variable leads through to its singular scalar field, found once per
+    message type and path (generated bindings name only such paths; others are a 500)."""
+    where = f'path variable "{path}"'
+    try:
+        steps = walk(message, path.proto, where)
+    except UnknownFieldError as exc:
+        raise RpcError(Code.INTERNAL, f"{where}: {exc}") from exc
+    last = steps[-1]
+    if last.field.is_repeated or not is_leaf(last.field):
+        raise RpcError(Code.INTERNAL, f"{where}: not a singular scalar field")
+    fields = _PATH_FIELDS[message.DESCRIPTOR, path.proto] = tuple(step.field for step in steps)
+    return fields
+
+
+_PATH_FIELDS: dict[tuple[MessageDescriptor, tuple[str, ...]], tuple[Field, ...]] = {}
 
 
 # --- Query parameters ---
@@ -253,6 +269,8 @@ def set_query_params(
     options: TranscodeOptions,
 ) -> frozenset[str]:
     """Set every parameter but the system ones; returns the top-level proto names set."""
+    if not params:
+        return frozenset()
     state = QueryState(binding)
     for key, value in params:
         if is_system_parameter(key, message.DESCRIPTOR):
