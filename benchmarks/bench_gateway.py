@@ -165,9 +165,9 @@ def measure(kind: str, root: Path) -> tuple[float, float]:
         return rate, (cpu_seconds(pid) - before) / requests * 1e6
 
 
-def profile(root: Path, out: Path) -> str:
-    """py-spy's samples of the gateway's server process under wrk, summed per function."""
-    with server("gateway", root) as (pid, port):
+def profile(root: Path, out: Path, kind: str = "gateway") -> str:
+    """py-spy's samples of a server process (the gateway's) under wrk, summed per function."""
+    with server(kind, root) as (pid, port):
         wrk(port, 1)
         spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
         options = ["--format", "raw", "--rate", "250", "--native", "--duration", str(SECONDS)]
@@ -179,13 +179,15 @@ def profile(root: Path, out: Path) -> str:
 
 
 def summarize(collapsed: str, top: int = 30) -> str:
-    """Inclusive and self share of the samples per function, from py-spy's collapsed stacks."""
+    """Inclusive and self share of the samples per Python function, from py-spy's collapsed
+    stacks (`frame;frame;… count` lines)."""
     inclusive: collections.Counter[str] = collections.Counter()
     own: collections.Counter[str] = collections.Counter()
     total = 0
     for line in collapsed.splitlines():
         stack, _, count = line.rpartition(" ")
-        frames = [_short(frame) for frame in stack.split(";")]
+        # Native frames (py-spy --native) count for the Python frame that called them.
+        frames = [_short(frame) for frame in stack.split(";") if ".py:" in frame] or ["(native)"]
         total += int(count)
         own[frames[-1]] += int(count)
         for frame in set(frames):

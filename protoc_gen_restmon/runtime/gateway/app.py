@@ -120,11 +120,26 @@ class GatewayOptions:
             raise ConfigError(f"error_format: {self.error_format!r} is not one of {choices}")
 
 
+@dataclass(frozen=True, slots=True)
+class _Method:
+    """An RPC as the gateway serves it, with what every request asks of it worked out once."""
+
+    rpc: RpcMethod
+    client_streaming: bool
+    server_streaming: bool
+    http_body: bool  # the response is a google.api.HttpBody: its bytes, not JSON
+
+    @classmethod
+    def of(cls, rpc: RpcMethod) -> _Method:
+        http_body = rpc.response_upb.DESCRIPTOR.full_name == HTTP_BODY
+        return cls(rpc, rpc.client_streaming, rpc.server_streaming, http_body)
+
+
 @dataclass(slots=True)
 class _Call:
     """What one HTTP request asks for, once routed (not frozen: built on every request)."""
 
-    method: RpcMethod
+    method: _Method
     match: RouteMatch
     scope: Scope
     headers: Headers  # response headers every answer carries (X-Request-Id)
@@ -157,7 +172,7 @@ class Gateway:
         self.monitor: Observer = monitor if monitor is not None else NO_OBSERVER
         self._forward = forwarded_names(self.options.upstream.forward_headers)
         self.registry = DescriptorRegistry()
-        self._methods: dict[str, RpcMethod] = {}
+        self._methods: dict[str, _Method] = {}
         bindings: list[Binding] = []
         self.backend: Backend
         self._local = upstream is None
@@ -190,11 +205,12 @@ class Gateway:
     def _add_service(self, generated: GeneratedPackage, service: ServiceSpec) -> list[Binding]:
         self.registry.add_module(generated.monitor)
         for spec in service.methods:
-            self._methods[spec.grpc_path] = RpcMethod(
+            rpc = RpcMethod(
                 spec=spec,
                 request_upb=self.registry.message_class(spec.request.proto_name),
                 response_upb=self.registry.message_class(spec.response.proto_name),
             )
+            self._methods[spec.grpc_path] = _Method.of(rpc)
         routes: tuple[Binding, ...] = generated.routes.BINDINGS
         return [b for b in routes if b.service == service.name]
 
@@ -213,7 +229,7 @@ class Gateway:
             match = self.router.match(scope["method"], raw_path(scope))
             call = _Call(self._methods[match.binding.grpc_path], match, scope, headers)
             if self.monitor is not NO_OBSERVER:  # a CallInfo only for an observer
-                observation = self.monitor.begin(_call_info(scope, call.method, request_id))
+                observation = self.monitor.begin(_call_info(scope, call.method.rpc, request_id))
             code, message = await exchange.run(self._serve(call, exchange, request_id))
         except RpcError as err:
             code, message = err.code, err.message
@@ -241,7 +257,7 @@ class Gateway:
         else:  # a bad request is a 400 before the backend is called (before any connection)
             body = await read_body(exchange.receive, self.options.transcode.max_body_bytes)
             requests = Single(self._request(call, body))
-        answer = await self.backend.call(call.method, requests, options)
+        answer = await self.backend.call(call.method.rpc, requests, options)
         return await self._respond(call, answer, exchange.send, json_options)
 
     def _call_options(self, scope: Scope, request_id: str) -> CallOptions:
@@ -264,7 +280,7 @@ class Gateway:
             params = parse_query(query)
         except RpcError:  # build_request answers it, after the body's own errors (§3's order)
             return self.options.json
-        if wants_enum_numbers(params, call.method.request_upb.DESCRIPTOR):
+        if wants_enum_numbers(params, call.method.rpc.request_upb.DESCRIPTOR):
             return self._enum_numbers_json
         return self.options.json
 
@@ -291,7 +307,7 @@ class Gateway:
         if method.client_streaming:
             content_type = _line_content_type(content_type)
         message: Message = build_request(
-            method.request_upb,
+            method.rpc.request_upb,
             call.match.binding,
             call.match.params,
             scope.get("query_string", b""),
@@ -311,7 +327,7 @@ class Gateway:
             raise RpcError(Code.INTERNAL, f"the call answered {len(messages)} messages, not 1")
         message = messages[0]
         headers = [*call.headers, *answer.headers] if answer.headers else call.headers
-        if message.DESCRIPTOR.full_name == HTTP_BODY:
+        if call.method.http_body:
             body: Any = message
             content_type = (body.content_type or "application/octet-stream").encode("latin-1")
             await respond(send, 200, body.data, headers, content_type)

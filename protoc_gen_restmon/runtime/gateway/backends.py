@@ -18,6 +18,10 @@ from protoc_gen_restmon.runtime.gateway.upstream import (
     from_grpc,
 )
 from protoc_gen_restmon.runtime.jsoncodec.bridge import from_betterproto, to_betterproto
+from protoc_gen_restmon.runtime.specs import Cardinality
+
+CLIENT_STREAMING = frozenset({Cardinality.STREAM_UNARY, Cardinality.STREAM_STREAM})
+SERVER_STREAMING = frozenset({Cardinality.UNARY_STREAM, Cardinality.STREAM_STREAM})
 
 
 class Answer(Protocol):
@@ -70,6 +74,8 @@ class LocalHandler:
     handler: Any
     request_bp: Any
     response_bp: Any
+    client_streaming: bool
+    server_streaming: bool
 
 
 @dataclass(slots=True)
@@ -114,7 +120,11 @@ class LocalBackend:
         package = service.generated.package
         for spec in service.spec.methods:
             self.handlers[spec.grpc_path] = LocalHandler(
-                service.handler(spec), spec.request.resolve(package), spec.response.resolve(package)
+                service.handler(spec),
+                spec.request.resolve(package),
+                spec.response.resolve(package),
+                client_streaming=spec.cardinality in CLIENT_STREAMING,
+                server_streaming=spec.cardinality in SERVER_STREAMING,
             )
 
     async def call(
@@ -122,15 +132,15 @@ class LocalBackend:
     ) -> Answer:
         local = self.handlers[method.spec.grpc_path]
         try:
-            if method.client_streaming:
+            if local.client_streaming:
                 result = local.handler(to_betterproto(m, local.request_bp) async for m in requests)
             else:
                 result = local.handler(to_betterproto(await _only(requests), local.request_bp))
-            if not method.server_streaming:
+            if not local.server_streaming:
                 result = await result
         except grpclib.exceptions.GRPCError as err:
             raise from_grpc(err) from None
-        return LocalAnswer(result, method.response_upb, method.server_streaming)
+        return LocalAnswer(result, method.response_upb, local.server_streaming)
 
     def close(self) -> None:
         return None
