@@ -91,6 +91,9 @@ def build_request(
     `GetChapterRequest(book="shelves/s/books/b", chapter_number=3)`, or a 400 naming `fields`.
     """
     message = cls()
+    if not body and not query and binding.body is None:  # what most GETs are: path variables
+        set_path_params(message, params)
+        return message
     document = decode_body(message, binding, body, content_type, options, json_options)
     set_path_params(message, params)
     given = set_query_params(message, binding, parse_query(query), options)
