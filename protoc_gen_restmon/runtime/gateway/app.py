@@ -16,6 +16,7 @@ from protoc_gen_restmon.runtime.gateway.backends import (
     Answer,
     Backend,
     LocalBackend,
+    Single,
     UpstreamBackend,
 )
 from protoc_gen_restmon.runtime.gateway.http import (
@@ -51,6 +52,10 @@ from protoc_gen_restmon.runtime.gateway.observe import (
 )
 from protoc_gen_restmon.runtime.gateway.services import GeneratedPackage, implemented_services
 from protoc_gen_restmon.runtime.gateway.upstream import (
+    FORWARDED_FOR,
+    FORWARDED_HEADERS,
+    METADATA_PREFIX,
+    CallOptions,
     RpcMethod,
     Target,
     Upstream,
@@ -72,6 +77,10 @@ from protoc_gen_restmon.runtime.transcode.values import parse_query
 logger = logging.getLogger("protoc_gen_restmon.gateway")
 
 NDJSON_MEDIA_TYPES = frozenset({NDJSON.decode(), "application/jsonl"})
+# What an in-process call gets for call options: its handler sees neither metadata nor deadline.
+NO_OPTIONS = CallOptions()
+# The request headers `build_call_options` reads, besides those starting with METADATA_PREFIX.
+OPTION_HEADERS = frozenset({b"grpc-timeout", FORWARDED_FOR, *FORWARDED_HEADERS})
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,10 +102,25 @@ class GatewayOptions:
 
 
 @dataclass(frozen=True, slots=True)
-class _Call:
-    """What one HTTP request asks for, once routed."""
+class _Method:
+    """An RPC as the gateway serves it, with what every request asks of it worked out once."""
 
-    method: RpcMethod
+    rpc: RpcMethod
+    client_streaming: bool
+    server_streaming: bool
+    http_body: bool  # the response is a google.api.HttpBody: its bytes, not JSON
+
+    @classmethod
+    def of(cls, rpc: RpcMethod) -> _Method:
+        http_body = rpc.response_upb.DESCRIPTOR.full_name == HTTP_BODY
+        return cls(rpc, rpc.client_streaming, rpc.server_streaming, http_body)
+
+
+@dataclass(slots=True)
+class _Call:
+    """What one HTTP request asks for, once routed (not frozen: built on every request)."""
+
+    method: _Method
     match: RouteMatch
     scope: Scope
     headers: Headers  # response headers every answer carries (X-Request-Id)
@@ -129,9 +153,10 @@ class Gateway:
         self.monitor: Observer = monitor if monitor is not None else NO_OBSERVER
         self._forward = forwarded_names(self.options.upstream.forward_headers)
         self.registry = DescriptorRegistry()
-        self._methods: dict[str, RpcMethod] = {}
+        self._methods: dict[str, _Method] = {}
         bindings: list[Binding] = []
         self.backend: Backend
+        self._local = upstream is None
         if upstream is not None:
             if services:
                 raise ConfigError("Gateway: give services (in process) or upstream, not both")
@@ -140,7 +165,7 @@ class Gateway:
                 generated = GeneratedPackage.load(package)
                 for spec in generated.monitor.SERVICES:
                     bindings.extend(self._add_service(generated, spec))
-            methods = self._methods.values()
+            methods = [method.rpc for method in self._methods.values()]
             self.backend = UpstreamBackend(Upstream(target, self.options.upstream, methods))
         else:
             local = self.backend = LocalBackend()
@@ -155,11 +180,12 @@ class Gateway:
     def _add_service(self, generated: GeneratedPackage, service: ServiceSpec) -> list[Binding]:
         self.registry.add_module(generated.monitor)
         for spec in service.methods:
-            self._methods[spec.grpc_path] = RpcMethod(
+            rpc = RpcMethod(
                 spec=spec,
                 request_upb=self.registry.message_class(spec.request.proto_name),
                 response_upb=self.registry.message_class(spec.response.proto_name),
             )
+            self._methods[spec.grpc_path] = _Method.of(rpc)
         routes: tuple[Binding, ...] = generated.routes.BINDINGS
         return [b for b in routes if b.service == service.name]
 
@@ -177,7 +203,8 @@ class Gateway:
         try:
             match = self.router.match(scope["method"], raw_path(scope))
             call = _Call(self._methods[match.binding.grpc_path], match, scope, headers)
-            observation = self.monitor.begin(_call_info(scope, call.method, request_id))
+            if self.monitor is not NO_OBSERVER:  # a CallInfo only for an observer
+                observation = self.monitor.begin(_call_info(scope, call.method.rpc, request_id))
             code, message = await exchange.run(self._serve(call, exchange, request_id))
         except RpcError as err:
             code, message = err.code, err.message
@@ -197,13 +224,26 @@ class Gateway:
                 observation.finish(code, message)
 
     async def _serve(self, call: _Call, exchange: Exchange, request_id: str) -> tuple[Code, str]:
-        options = build_call_options(
-            call.scope, self.options.upstream.deadline, request_id, self._forward
-        )
+        options = self._call_options(call.scope, request_id)
         json_options = self._response_json(call)
-        requests = self._requests(call, exchange.receive)
-        answer = await self.backend.call(call.method, requests, options)
+        requests: AsyncIterator[Message]
+        if call.method.client_streaming:
+            requests = self._stream_requests(call, exchange.receive)
+        else:  # a bad request is a 400 before the backend is called (before any connection)
+            body = await read_body(exchange.receive, self.options.transcode.max_body_bytes)
+            requests = Single(self._request(call, body))
+        answer = await self.backend.call(call.method.rpc, requests, options)
         return await self._respond(call, answer, exchange.send, json_options)
+
+    def _call_options(self, scope: Scope, request_id: str) -> CallOptions:
+        """The upstream call's metadata and deadline (docs/http-transcoding.md §6).
+
+        In process, the handlers see neither: only the 400s `build_call_options` answers for
+        headers that cannot be metadata matter, and requests without such headers skip it.
+        """
+        if self._local and not _may_refuse(scope, self._forward):
+            return NO_OPTIONS
+        return build_call_options(scope, self.options.upstream.deadline, request_id, self._forward)
 
     def _response_json(self, call: _Call) -> JsonOptions:
         """The gateway's JSON options, with enums as numbers when the query's system parameters
@@ -215,7 +255,7 @@ class Gateway:
             params = parse_query(query)
         except RpcError:  # build_request answers it, after the body's own errors (§3's order)
             return self.options.json
-        if wants_enum_numbers(params, call.method.request_upb.DESCRIPTOR):
+        if wants_enum_numbers(params, call.method.rpc.request_upb.DESCRIPTOR):
             return self._enum_numbers_json
         return self.options.json
 
@@ -231,14 +271,9 @@ class Gateway:
         finally:
             await answer.close()
 
-    async def _requests(self, call: _Call, receive: Receive) -> AsyncIterator[Message]:
-        """The request message(s): one, or one per NDJSON body line."""
-        options = self.options.transcode
-        if not call.method.client_streaming:
-            body = await read_body(receive, options.max_body_bytes)
-            yield self._request(call, body)
-            return
-        async for line in _lines(receive, options.max_body_bytes):
+    async def _stream_requests(self, call: _Call, receive: Receive) -> AsyncIterator[Message]:
+        """The request messages of a client stream: one per NDJSON body line."""
+        async for line in _lines(receive, self.options.transcode.max_body_bytes):
             yield self._request(call, line)
 
     def _request(self, call: _Call, body: bytes) -> Message:
@@ -247,7 +282,7 @@ class Gateway:
         if method.client_streaming:
             content_type = _line_content_type(content_type)
         message: Message = build_request(
-            method.request_upb,
+            method.rpc.request_upb,
             call.match.binding,
             call.match.params,
             scope.get("query_string", b""),
@@ -266,8 +301,8 @@ class Gateway:
         if len(messages) != 1:
             raise RpcError(Code.INTERNAL, f"the call answered {len(messages)} messages, not 1")
         message = messages[0]
-        headers = [*call.headers, *answer.headers]
-        if message.DESCRIPTOR.full_name == HTTP_BODY:
+        headers = [*call.headers, *answer.headers] if answer.headers else call.headers
+        if call.method.http_body:
             body: Any = message
             content_type = (body.content_type or "application/octet-stream").encode("latin-1")
             await respond(send, 200, body.data, headers, content_type)
@@ -374,6 +409,18 @@ def _call_info(scope: Scope, method: RpcMethod, request_id: str) -> CallInfo:
         ),
         grpc_type=GRPC_TYPES[method.spec.cardinality],
     )
+
+
+def _may_refuse(scope: Scope, forward: frozenset[bytes]) -> bool:
+    """Whether `build_call_options` could refuse this request (a 400): it has a header that
+    becomes metadata or the deadline, or a client address that is not printable ASCII."""
+    for name, _ in scope["headers"]:
+        key = bytes(name).lower()
+        if key in OPTION_HEADERS or key in forward or key.startswith(METADATA_PREFIX):
+            return True
+    client = scope.get("client")
+    host = str(client[0]) if client and client[0] else ""
+    return not (host.isascii() and host.isprintable())
 
 
 def _request_id(scope: Scope) -> str:

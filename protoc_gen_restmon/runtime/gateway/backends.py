@@ -13,7 +13,11 @@ from protoc_gen_restmon.runtime.gateway.http import Headers
 from protoc_gen_restmon.runtime.gateway.services import ImplementedService
 from protoc_gen_restmon.runtime.gateway.upstream import CallOptions, RpcMethod, Upstream
 from protoc_gen_restmon.runtime.jsoncodec.bridge import from_betterproto, to_betterproto
+from protoc_gen_restmon.runtime.specs import Cardinality
 from protoc_gen_restmon.runtime.status import Code, RpcError, detail_json
+
+CLIENT_STREAMING = frozenset({Cardinality.STREAM_UNARY, Cardinality.STREAM_STREAM})
+SERVER_STREAMING = frozenset({Cardinality.UNARY_STREAM, Cardinality.STREAM_STREAM})
 
 
 class Answer(Protocol):
@@ -36,6 +40,29 @@ class Backend(Protocol):
     async def close(self) -> None: ...
 
 
+class Single(AsyncIterator[Message]):
+    """An async iterator over one message: a unary request or response.
+
+    Cheaper than an async generator, which the event loop registers (in a WeakSet, for
+    `shutdown_asyncgens`) the first time it runs.
+    """
+
+    __slots__ = ("_message",)
+
+    def __init__(self, message: Message) -> None:
+        self._message: Message | None = message
+
+    async def __anext__(self) -> Message:
+        message = self._message
+        if message is None:
+            raise StopAsyncIteration
+        self._message = None
+        return message
+
+    async def aclose(self) -> None:
+        self._message = None
+
+
 @dataclass(frozen=True, slots=True)
 class LocalHandler:
     """A betterproto implementation's handler of one RPC, with its betterproto classes."""
@@ -43,6 +70,8 @@ class LocalHandler:
     handler: Any
     request_bp: Any
     response_bp: Any
+    client_streaming: bool
+    server_streaming: bool
 
 
 @dataclass(slots=True)
@@ -54,10 +83,12 @@ class LocalAnswer:
     server_streaming: bool
     headers: Headers = field(default_factory=list)
 
-    async def messages(self) -> AsyncIterator[Message]:
+    def messages(self) -> AsyncIterator[Message]:
         if not self.server_streaming:
-            yield from_betterproto(self.result, self.response_upb)
-            return
+            return Single(from_betterproto(self.result, self.response_upb))
+        return self._stream()
+
+    async def _stream(self) -> AsyncIterator[Message]:
         iterator = aiter(self.result)
         while True:
             try:
@@ -85,7 +116,11 @@ class LocalBackend:
         package = service.generated.package
         for spec in service.spec.methods:
             self.handlers[spec.grpc_path] = LocalHandler(
-                service.handler(spec), spec.request.resolve(package), spec.response.resolve(package)
+                service.handler(spec),
+                spec.request.resolve(package),
+                spec.response.resolve(package),
+                client_streaming=spec.cardinality in CLIENT_STREAMING,
+                server_streaming=spec.cardinality in SERVER_STREAMING,
             )
 
     async def call(
@@ -93,15 +128,15 @@ class LocalBackend:
     ) -> Answer:
         local = self.handlers[method.spec.grpc_path]
         try:
-            if method.client_streaming:
+            if local.client_streaming:
                 result = local.handler(to_betterproto(m, local.request_bp) async for m in requests)
             else:
                 result = local.handler(to_betterproto(await _only(requests), local.request_bp))
-            if not method.server_streaming:
+            if not local.server_streaming:
                 result = await result
         except grpclib.exceptions.GRPCError as err:
             raise from_grpc(err) from None
-        return LocalAnswer(result, method.response_upb, method.server_streaming)
+        return LocalAnswer(result, method.response_upb, local.server_streaming)
 
     async def close(self) -> None:
         return None

@@ -51,21 +51,31 @@ class Exchange:
     `http.disconnect`: while `run` awaits the work, a watcher task waits for it and cancels
     the request's task when it comes before the response was complete (an upstream call is
     then cancelled upstream). A `send` that fails because the connection is gone is
-    `ClientDisconnected` too. (One watcher task, not a task for the work and `asyncio.wait`:
-    that costs five times as much per request.)
+    `ClientDisconnected` too.
+
+    The watcher is started by the event loop (`call_soon`) once the body has been read, so
+    work that answers without ever yielding to the loop (an in-process handler that awaits
+    nothing) finishes before it starts and costs no task at all: the callback is cancelled.
+    (One watcher task, not a task for the work and `asyncio.wait`: that costs five times as
+    much per request.)
     """
+
+    __slots__ = ("_gone", "_read", "_receive", "_responded", "_send", "_start", "_task", "_watcher")
 
     def __init__(self, receive: Receive, send: Send) -> None:
         self._receive = receive
         self._send = send
-        self._body_read = asyncio.Event()
+        self._task: asyncio.Task[Any] | None = None  # the task `run` awaits the work in
+        self._start: asyncio.Handle | None = None  # the watcher's start, scheduled
+        self._watcher: asyncio.Task[None] | None = None
+        self._read = False  # the whole body
         self._responded = False
         self._gone = False
 
     async def receive(self) -> Message:
         message = await self._receive()
         if message["type"] != "http.request" or not message.get("more_body", False):
-            self._body_read.set()
+            self._body_read()
         return message
 
     async def send(self, message: Message) -> None:
@@ -78,9 +88,10 @@ class Exchange:
 
     async def run(self, work: Awaitable[T]) -> T:
         """`await work`, cancelled (raising ClientDisconnected) if the client goes away first."""
-        task = asyncio.current_task()
+        task = self._task = asyncio.current_task()
         assert task is not None, "Exchange.run outside a task"
-        watcher = asyncio.ensure_future(self._watch(task))
+        if self._read:
+            self._schedule_watcher()
         try:
             return await work
         except asyncio.CancelledError:
@@ -88,12 +99,28 @@ class Exchange:
                 raise ClientDisconnected from None
             raise
         finally:
-            watcher.cancel()
+            self._task = None
+            if self._start is not None:
+                self._start.cancel()
+            if self._watcher is not None:
+                self._watcher.cancel()
             if self._gone and hasattr(task, "uncancel"):  # Python 3.11+ counts cancellations
                 task.uncancel()
 
+    def _body_read(self) -> None:
+        self._read = True
+        if self._task is not None:
+            self._schedule_watcher()
+
+    def _schedule_watcher(self) -> None:
+        if self._start is None:
+            self._start = asyncio.get_running_loop().call_soon(self._start_watcher)
+
+    def _start_watcher(self) -> None:
+        if self._task is not None and not self._responded:
+            self._watcher = asyncio.ensure_future(self._watch(self._task))
+
     async def _watch(self, task: asyncio.Task[Any]) -> None:
-        await self._body_read.wait()
         while (await self._receive())["type"] != "http.disconnect":
             continue
         # Servers also report a disconnect once the response is complete: nothing to cancel.
@@ -220,7 +247,10 @@ async def start(send: Send, status: int, content_type: bytes, headers: Headers) 
 async def respond(
     send: Send, status: int, body: bytes, headers: Headers, content_type: bytes = JSON
 ) -> None:
-    await start(send, status, content_type, [*headers, (b"content-length", b"%d" % len(body))])
+    """A whole response: the two messages ASGI needs, the header list built once."""
+    length = (b"content-length", b"%d" % len(body))
+    headers = [(b"content-type", content_type), *headers, length]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 

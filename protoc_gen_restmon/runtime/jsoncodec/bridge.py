@@ -15,6 +15,7 @@ fields are not carried into betterproto objects (JSON never has any).
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -101,9 +102,10 @@ def _to_betterproto_plan(descriptor: Descriptor, betterproto_cls: type) -> _ToBe
 def _build_to_betterproto(descriptor: Descriptor, betterproto_cls: type) -> _ToBetterproto:
     metadata = betterproto_cls._betterproto  # type: ignore[attr-defined]
     by_number = _fields_by_number(betterproto_cls, descriptor)
-    fields: dict[FieldDescriptor, tuple[str, _ToBetterproto | None]] = {}
+    fields: dict[FieldDescriptor, tuple[str, _ToBetterproto | None, str]] = {}
     for field in descriptor.fields:
         name = metadata.field_name_by_number[field.number]
+        group = metadata.meta_by_field_name[name].group or ""
         if is_map_field(field):
             entry_cls = metadata.cls_by_field[name]
             entry = entry_cls._betterproto
@@ -111,26 +113,51 @@ def _build_to_betterproto(descriptor: Descriptor, betterproto_cls: type) -> _ToB
             convert = _value_to_betterproto(
                 value_field, entry.meta_by_field_name["value"], entry.cls_by_field.get("value")
             )
-            fields[field] = (name, _map_to_betterproto(convert))
+            fields[field] = (name, _map_to_betterproto(convert), group)
             continue
         convert = _value_to_betterproto(
             field, by_number[field.number], metadata.cls_by_field.get(name)
         )
         if field.is_repeated:
-            fields[field] = (name, list if convert is None else _list_to_betterproto(convert))
-        else:
-            fields[field] = (name, convert)
+            convert = list if convert is None else _list_to_betterproto(convert)
+        fields[field] = (name, convert, group)
+    unset, groups = _unset_state(betterproto_cls)
+    new = object.__new__
 
     def convert_message(message: Any) -> Any:
-        values = {}
+        state = unset.copy()
+        current = groups.copy()
         for field, value in message.ListFields():
-            name, convert = fields[field]
-            values[name] = value if convert is None else convert(value)
-        obj = betterproto_cls(**values)
-        obj._serialized_on_wire = True  # as after `parse`: the message was there, even if empty
+            name, convert, group = fields[field]
+            state[name] = value if convert is None else convert(value)
+            if group:
+                current[group] = name
+        state["_unknown_fields"] = b""
+        state["_group_current"] = current
+        obj: Any = new(betterproto_cls)
+        object.__getattribute__(obj, "__dict__").update(state)
         return obj
 
     return convert_message
+
+
+def _unset_state(betterproto_cls: type) -> tuple[dict[str, Any], dict[str, str | None]]:
+    """What `betterproto_cls()` holds before any field is set, and its oneof groups' state.
+
+    betterproto's constructor goes through its `__setattr__` for every field (and its
+    `__post_init__` reads every field back): the bridge builds the object's `__dict__` as they
+    would leave it instead, in the same order, with `_serialized_on_wire` true as after
+    `parse` (the message was there, even if empty). The tests compare it with `parse`'s.
+    """
+    metadata = betterproto_cls._betterproto  # type: ignore[attr-defined]
+    unset: dict[str, Any] = {"_serialized_on_wire": True}
+    groups: dict[str, str | None] = {}
+    for spec in dataclasses.fields(betterproto_cls):
+        unset[spec.name] = spec.default  # PLACEHOLDER; None for proto3 `optional`
+        group = metadata.meta_by_field_name[spec.name].group
+        if group:
+            groups.setdefault(group)
+    return unset, groups
 
 
 def _map_to_betterproto(convert: _ToBetterproto | None) -> _ToBetterproto:

@@ -91,6 +91,9 @@ def build_request(
     `GetChapterRequest(book="shelves/s/books/b", chapter_number=3)`, or a 400 naming `fields`.
     """
     message = cls()
+    if not body and not query and binding.body is None:  # what most GETs are: path variables
+        set_path_params(message, params)
+        return message
     document = decode_body(message, binding, body, content_type, options, json_options)
     set_path_params(message, params)
     given = set_query_params(message, binding, parse_query(query), options)
@@ -208,15 +211,31 @@ def parse_json(
 
 def set_path_params(message: Message, params: tuple[tuple[FieldPath, str], ...]) -> None:
     for path, text in params:
-        where = f'path variable "{path}"'
-        try:
-            steps = walk(message, path.proto, where)
-        except UnknownFieldError as exc:
-            raise RpcError(Code.INTERNAL, f"{where}: {exc}") from exc
-        last = steps[-1]
-        if last.field.is_repeated or not is_leaf(last.field):
-            raise RpcError(Code.INTERNAL, f"{where}: not a singular scalar field")
-        set_value(last.parent, last.field, text, PATH_SOURCE, path.proto)
+        fields = _PATH_FIELDS.get((message.DESCRIPTOR, path.proto))
+        if fields is None:
+            fields = path_fields(message, path)
+        parent = message
+        for through in fields[:-1]:
+            parent = getattr(parent, through.name)
+        set_value(parent, fields[-1], text, PATH_SOURCE, path.proto)
+
+
+def path_fields(message: Message, path: FieldPath) -> tuple[Field, ...]:
+    """The fields a path variable leads through to its singular scalar field, found once per
+    message type and path (generated bindings name only such paths; others are a 500)."""
+    where = f'path variable "{path}"'
+    try:
+        steps = walk(message, path.proto, where)
+    except UnknownFieldError as exc:
+        raise RpcError(Code.INTERNAL, f"{where}: {exc}") from exc
+    last = steps[-1]
+    if last.field.is_repeated or not is_leaf(last.field):
+        raise RpcError(Code.INTERNAL, f"{where}: not a singular scalar field")
+    fields = _PATH_FIELDS[message.DESCRIPTOR, path.proto] = tuple(step.field for step in steps)
+    return fields
+
+
+_PATH_FIELDS: dict[tuple[MessageDescriptor, tuple[str, ...]], tuple[Field, ...]] = {}
 
 
 # --- Query parameters ---
@@ -253,6 +272,8 @@ def set_query_params(
     options: TranscodeOptions,
 ) -> frozenset[str]:
     """Set every parameter but the system ones; returns the top-level proto names set."""
+    if not params:
+        return frozenset()
     state = QueryState(binding)
     for key, value in params:
         if is_system_parameter(key, message.DESCRIPTOR):

@@ -1,0 +1,113 @@
+"""The in-process gateway's shortcuts answer exactly what the long way does.
+
+- Call options: in process they are built only for requests `build_call_options` could refuse
+  (`app._may_refuse`); every request it refuses must be one of those.
+- The disconnect watcher: a handler that never yields to the event loop is answered without
+  a watcher task; one that waits still gets one (tests/test_proxy_failures.py checks that a
+  client leaving cancels it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import ModuleType
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from protoc_gen_restmon.runtime.gateway.app import Gateway, _may_refuse
+from protoc_gen_restmon.runtime.gateway.backends import Single
+from protoc_gen_restmon.runtime.gateway.upstream import build_call_options, forwarded_names
+from protoc_gen_restmon.runtime.status import RpcError
+from tests.support.gateway_fixtures import asgi_call, make_test_service
+
+FORWARD = forwarded_names(["x-tenant"])
+NAMES = st.sampled_from(
+    [
+        "grpc-timeout",
+        "x-forwarded-for",
+        "authorization",
+        "x-api-key",
+        "x-tenant",
+        "grpc-metadata-trace",
+        "grpc-metadata-blob-bin",
+        "Grpc-Metadata-Upper",
+        "X-API-Key",
+        "user-agent",
+        "accept",
+        "x-request-id",
+    ]
+) | st.text(st.characters(codec="latin-1"), min_size=1, max_size=12)
+VALUES = st.text(st.characters(codec="latin-1"), max_size=12) | st.sampled_from(
+    ["1S", "500m", "abc", "", "a\r\nb", "dmFsdWU", "10.0.0.1"]
+)
+HOSTS = st.none() | st.sampled_from(["127.0.0.1", "::1", ""]) | st.text(max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(headers=st.lists(st.tuples(NAMES, VALUES), max_size=4), host=HOSTS)
+def test_may_refuse_covers_every_request_build_call_options_refuses(
+    headers: list[tuple[str, str]], host: str | None
+) -> None:
+    scope: dict[str, Any] = {
+        "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers],
+        "client": None if host is None else (host, 1234),
+    }
+    try:
+        build_call_options(scope, 30.0, "request-1", FORWARD)
+    except RpcError:
+        assert _may_refuse(scope, FORWARD)
+
+
+def test_a_handler_that_never_waits_is_answered_without_a_watcher_task(
+    bookstore_pb: ModuleType,
+) -> None:
+    watchers = _watchers_started(Gateway(services=[make_test_service(bookstore_pb)]))
+
+    assert watchers == 0
+
+
+def test_a_handler_that_waits_gets_a_watcher_task(bookstore_pb: ModuleType) -> None:
+    service = make_test_service(bookstore_pb)
+    list_shelves = service.list_shelves
+
+    async def waiting(request: Any) -> Any:
+        await asyncio.sleep(0)
+        return await list_shelves(request)
+
+    service.list_shelves = waiting
+    watchers = _watchers_started(Gateway(services=[service]))
+
+    assert watchers == 1
+
+
+def _watchers_started(app: Gateway) -> int:
+    """How many disconnect watcher tasks one successful `GET /v1/shelves` starts."""
+    created: list[str] = []
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+
+        def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
+            created.append(coro.__qualname__)
+            return asyncio.Task(coro, loop=loop, **kwargs)
+
+        loop.set_task_factory(factory)
+        reply = await asyncio.create_task(asgi_call(app, "GET", "/v1/shelves"))
+        assert reply.status == 200, reply.body
+
+    asyncio.run(run())
+    return created.count("Exchange._watch")
+
+
+def test_single_gives_its_message_once() -> None:
+    async def drain(iterator: Single) -> list[Any]:
+        return [item async for item in iterator]
+
+    message: Any = object()
+    closed = Single(message)
+    asyncio.run(closed.aclose())
+
+    assert asyncio.run(drain(Single(message))) == [message]
+    assert asyncio.run(drain(closed)) == []
