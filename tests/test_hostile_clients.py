@@ -80,14 +80,16 @@ class Server:
         raise AssertionError("no open file limit")
 
 
-def small_fd_limit() -> None:
-    resource.setrlimit(resource.RLIMIT_NOFILE, (FD_SOFT, FD_HARD))
+def fd_limit(soft: int, hard: int) -> Callable[[], None]:
+    return lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
-def start(name: str, command: list[str], port: int, log: Path) -> Server:
+def start(
+    name: str, command: list[str], port: int, log: Path, fds: tuple[int, int] = (FD_SOFT, FD_HARD)
+) -> Server:
     with log.open("wb") as out:
         process = subprocess.Popen(
-            command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, preexec_fn=small_fd_limit
+            command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, preexec_fn=fd_limit(*fds)
         )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and process.poll() is None:
@@ -104,23 +106,34 @@ def stop(server: Server) -> None:
     server.process.wait(timeout=15)
 
 
+RESTMON = str(Path(sys.executable).with_name("restmon"))
+
+
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Server]]:
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("hostile")
-    restmon = str(Path(sys.executable).with_name("restmon"))
     files = [str(PROTOS / name) for name in EXAMPLE_FILES]
-    generate = [restmon, "generate", "-I", str(PROTOS), "-o", str(root / "gen"), *files]
+    generate = [RESTMON, "generate", "-I", str(PROTOS), "-o", str(root / "gen"), *files]
     subprocess.run(generate, check=True, capture_output=True)
+    return root
+
+
+def demo_command(root: Path, grpc_port: int, http_port: int) -> list[str]:
+    command = [sys.executable, "-m", "examples.serve", str(root), *BOUNDS]
+    return [*command, "--grpc-port", str(grpc_port), "--http-port", str(http_port)]
+
+
+@pytest.fixture(scope="module")
+def servers(generated: Path) -> Iterator[dict[str, Server]]:
+    root = generated
     grpc_port, demo_port, serve_port = free_port(), free_port(), free_port()
-    demo_command = [sys.executable, "-m", "examples.serve", str(root), *BOUNDS]
-    demo_command += ["--grpc-port", str(grpc_port), "--http-port", str(demo_port)]
-    demo = start("demo", demo_command, demo_port, root / "demo.log")
+    demo = start("demo", demo_command(root, grpc_port, demo_port), demo_port, root / "demo.log")
     demo.token = next(
         line.split("=", 1)[1]
         for line in demo.log.read_text().splitlines()
         if line.strip().startswith("export RESTMON_TOKEN=")
     ).strip()
-    serve_command = [restmon, "serve", "--upstream", f"127.0.0.1:{grpc_port}", "--package"]
+    serve_command = [RESTMON, "serve", "--upstream", f"127.0.0.1:{grpc_port}", "--package"]
     serve_command += ["gen", "--path", str(root), "--port", str(serve_port), *BOUNDS]
     serve_command += ["--http", "h11", "--log-level", "warning"]
     served = start("restmon serve", serve_command, serve_port, root / "serve.log")
@@ -380,3 +393,35 @@ def test_cli_defaults_are_the_runtime_defaults() -> None:
     assert {name: default for _, name, _, default, *_ in LIMIT_FLAGS} == {
         name: getattr(defaults, name) for name in ConnectionLimits.__dataclass_fields__
     }
+
+
+def test_accept_loop_out_of_descriptors_logs_once_per_interval(
+    generated: Path, tmp_path: Path
+) -> None:
+    """With 60 descriptors the connection limit is 30, but asyncio accepts up to the backlog at
+    once: accept() fails with EMFILE, asyncio reports each to the loop's exception handler
+    (once per second of retry) and the first report only carries a traceback."""
+    port = free_port()
+    command = [*demo_command(generated, free_port(), port), "--db", f"sqlite:///{tmp_path}/x.db"]
+    server = start("demo", command, port, tmp_path / "demo.log", fds=(60, 60))
+    try:
+        fds = server.fds()
+        flood: list[socket.socket] = []
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                flood.append(socket.create_connection(("127.0.0.1", port), timeout=1))
+            if len(flood) > 300:  # the oldest go, as an attacker's would time out
+                for sock in flood[:150]:
+                    sock.close()
+                del flood[:150]
+        assert server.fds() <= 60
+        for sock in flood:
+            sock.close()
+        back_to_normal(server, fds)
+        log = server.log.read_text()
+        assert log.count("Too many open files") <= 1 + 3, log
+        assert log.count("Traceback") <= 1, log
+        assert len(log.encode()) <= 2 * LOG_GROWTH, log
+    finally:
+        stop(server)
