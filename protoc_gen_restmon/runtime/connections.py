@@ -11,8 +11,11 @@ The protocols here add, per connection:
   connection is made (or, on a kept-alive connection, after its first byte); else a 408 (or,
   when nothing came, a plain close);
 - a **head size** bound: a head is parsed up to `max_head_bytes`; not complete by then, a 431;
-- a **minimum body rate**: after `body_grace` seconds, a body must have arrived at `min_body_rate`
-  bytes/s on average; else a 408 and a close (the clock stops while the app is not reading);
+- a **minimum body rate**: after `body_grace` seconds, a body of announced length
+  (`Content-Length`) must have arrived at `min_body_rate` bytes/s on average; else a 408 and a
+  close (the clock stops while the app is not reading). A chunked body is a stream (a
+  client-streaming call's NDJSON) that may pause at will: no rate, but among the first closed
+  to make room;
 - a **connection limit**: at `max_connections`, a new connection closes the connection that has
   waited longest, either without a request in progress (silent, a partial head, or idle between
   requests) or for its request body; when every connection has a request in progress and its
@@ -169,6 +172,7 @@ class BoundedProtocol(asyncio.Protocol):
         self._waiting_head = True  # between requests (or before the first): no cycle runs
         self._head_bytes = 0
         self._timer: asyncio.TimerHandle | None = None
+        self._reading = False  # a request body is on its way
         self._body_since = 0.0
         self._body_bytes = 0
 
@@ -207,7 +211,8 @@ class BoundedProtocol(asyncio.Protocol):
         super().data_received(data)
         self._observe()
         if not self._waiting_head:
-            if self._timer is not None and not self.cycle.more_body:  # the body is in
+            if self._reading and not self.cycle.more_body:  # the body is in
+                self._reading = False
                 self._disarm()
                 self.table.busy(self)
             return
@@ -219,6 +224,7 @@ class BoundedProtocol(asyncio.Protocol):
         self._observe()  # h11 may begin a request it had read ahead
         if self.cycle is self._seen and self.cycle.response_complete:
             self._disarm()
+            self._reading = False
             self._waiting_head, self._head_bytes = True, 0
             self.table.wait(self)  # uvicorn's keep-alive timer runs until the next byte
 
@@ -239,12 +245,14 @@ class BoundedProtocol(asyncio.Protocol):
             return
         self._seen, self._waiting_head = cycle, False
         self._disarm()
-        if cycle.more_body and not cycle.response_complete:
-            self.table.read(self)
+        if not cycle.more_body or cycle.response_complete:
+            self.table.busy(self)
+            return
+        self.table.read(self)
+        self._reading = True
+        if not _chunked(cycle.scope):  # a stream (a client-streaming call) may pause at will
             self._body_since, self._body_bytes = self.loop.time(), 0
             self._arm(self.limits.body_grace, self._body_check)
-        else:
-            self.table.busy(self)
 
     def _head_expired(self) -> None:
         self._timer = None
@@ -258,7 +266,6 @@ class BoundedProtocol(asyncio.Protocol):
         self._timer = None
         cycle, now = self.cycle, self.loop.time()
         if cycle is not self._seen or not cycle.more_body or self.transport.is_closing():
-            self.table.busy(self)
             return
         if self.flow.read_paused:  # the app is not reading: the client is not to blame
             self._body_since, self._body_bytes = now, 0
@@ -289,6 +296,14 @@ class BoundedProtocol(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+
+def _chunked(scope: Any) -> bool:
+    """The body comes in chunks of unannounced length: a stream."""
+    return any(
+        name == b"transfer-encoding" and b"chunked" in value.lower()
+        for name, value in scope["headers"]
+    )
 
 
 class BoundedH11(BoundedProtocol, H11Protocol):
