@@ -1,20 +1,11 @@
-"""Repeating log records, once per interval with a count (runtime/log_throttle.py), and the
-uvicorn attributes the bounded protocols read (runtime/connections.py)."""
+"""Repeating log records, once per interval with a count (runtime/log_throttle.py)."""
 
 from __future__ import annotations
 
 import ast
-import asyncio
-import inspect
 import logging
-import sys
 from pathlib import Path
 
-import pytest
-import uvicorn
-from uvicorn.protocols.http.flow_control import FlowControl
-
-from protoc_gen_restmon.runtime.connections import PROTOCOLS, ConnectionLimits, bound_uvicorn
 from protoc_gen_restmon.runtime.log_throttle import THROTTLED_LOGGERS, LogThrottle
 
 PACKAGE = Path(__file__).resolve().parents[1] / "protoc_gen_restmon"
@@ -76,26 +67,3 @@ def test_every_project_logger_is_throttled_when_serving() -> None:
                     module = path.relative_to(PACKAGE.parent).with_suffix("")
                     named.add(".".join(module.parts))
     assert named - {"name"} <= set(THROTTLED_LOGGERS)  # log_redaction's loop variable
-
-
-@pytest.mark.parametrize("http", sorted(PROTOCOLS))
-def test_uvicorn_protocols_have_what_the_bounds_read(http: str) -> None:
-    """Pinned: `cycle` (more_body, response_started, response_complete), `flow.read_paused`,
-    `transport`, `loop`, `on_response_complete`, as the bounded protocols use them."""
-    config = uvicorn.Config(app=lambda *a: None, http=http)
-    bound_uvicorn(config, ConnectionLimits())
-    config.load()
-    loop = asyncio.new_event_loop()
-    try:
-        protocol = config.http_protocol_class(  # type: ignore[call-arg]
-            config=config, server_state=uvicorn.server.ServerState(), app_state={}, _loop=loop
-        )
-    finally:
-        loop.close()
-    assert protocol.cycle is None and protocol.loop is loop
-    assert callable(protocol.on_response_complete)
-    assert FlowControl(None).read_paused is False  # type: ignore[arg-type]
-    implementation = sys.modules[type(protocol).__mro__[2].__module__]
-    made = inspect.getsource(implementation.RequestResponseCycle.__init__)
-    for attribute in ("more_body", "response_started", "response_complete"):
-        assert f"self.{attribute} = " in made, attribute
