@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import multiprocessing
 import os
 import resource
 import socket
@@ -24,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import httpx
 import pytest
@@ -178,14 +180,29 @@ class Observed:
             self.closed += 1
 
 
-Attack = Callable[[Server, threading.Event, Observed], None]
+class Stopping(Protocol):
+    def is_set(self) -> bool: ...
+
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
+Attack = Callable[[Server, Stopping, Observed], None]
+# Attackers run in a process of their own: in a thread they would hold the GIL the well-behaved
+# client needs, and measure the test, not the server.
+FORK = multiprocessing.get_context("fork")
+
+
+def attacking(attack: Attack, server: Server, stopping: Stopping, results: Any) -> None:
+    observed = Observed()
+    attack(server, stopping, observed)
+    results.put((observed.answers, observed.closed))
 
 
 def under_attack(server: Server, attack: Attack) -> Observed:
     quiet = statistics.median(probe(server, 0.4))
     fds, rss, log = server.fds(), server.rss_kib(), server.log.stat().st_size
-    stopping, observed = threading.Event(), Observed()
-    attacker = threading.Thread(target=attack, args=(server, stopping, observed))
+    stopping, results = FORK.Event(), FORK.Queue()
+    attacker = FORK.Process(target=attacking, args=(attack, server, stopping, results))
     attacker.start()
     try:
         time.sleep(0.3)
@@ -197,6 +214,7 @@ def under_attack(server: Server, attack: Attack) -> Observed:
             peak_fds, peak_rss = max(peak_fds, server.fds()), max(peak_rss, server.rss_kib())
     finally:
         stopping.set()
+        answers, closed = results.get(timeout=15)
         attacker.join(timeout=10)
     assert statistics.median(during) <= SLOWER * quiet, (quiet, sorted(during))
     assert peak_fds <= fds + FD_BOUND, (fds, peak_fds)
@@ -204,7 +222,7 @@ def under_attack(server: Server, attack: Attack) -> Observed:
     back_to_normal(server, fds)
     grown = server.log.stat().st_size - log
     assert grown <= LOG_GROWTH, server.log.read_bytes()[log:][:2000]
-    return observed
+    return Observed(answers, closed)
 
 
 def back_to_normal(server: Server, fds: int) -> None:
@@ -227,7 +245,7 @@ def connect(server: Server) -> socket.socket:
 
 def hold(
     server: Server,
-    stopping: threading.Event,
+    stopping: Stopping,
     observed: Observed,
     count: int,
     first: bytes,
@@ -264,7 +282,7 @@ def hold(
             sock.close()
 
 
-def slowloris(server: Server, stopping: threading.Event, observed: Observed) -> None:
+def slowloris(server: Server, stopping: Stopping, observed: Observed) -> None:
     hold(
         server,
         stopping,
@@ -275,16 +293,23 @@ def slowloris(server: Server, stopping: threading.Event, observed: Observed) -> 
     )
 
 
-def silent_beyond_the_limit(server: Server, stopping: threading.Event, observed: Observed) -> None:
+def silent_beyond_the_limit(server: Server, stopping: Stopping, observed: Observed) -> None:
     hold(server, stopping, observed, HELD, b"", b"")
 
 
-def trickling_body(server: Server, stopping: threading.Event, observed: Observed) -> None:
+def trickling_body(server: Server, stopping: Stopping, observed: Observed) -> None:
     head = b"POST /v1/shelves HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
-    hold(server, stopping, observed, HELD, head + b"content-length: 1000000\r\n\r\n{", b" ")
+    hold(
+        server,
+        stopping,
+        observed,
+        LIMIT // 2,
+        head + b"content-length: 1000000\r\n\r\n{",
+        b" ",
+    )
 
 
-def header_flood(server: Server, stopping: threading.Event, observed: Observed) -> None:
+def header_flood(server: Server, stopping: Stopping, observed: Observed) -> None:
     """Heads far over the size limit: one huge header, then ten thousand small ones."""
     heads = [
         b"GET /v1/shelves HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 300_000 + b"\r\n\r\n",
@@ -300,7 +325,7 @@ def header_flood(server: Server, stopping: threading.Event, observed: Observed) 
 
 
 def nested_json(target: str, token: str = "") -> Attack:
-    def attack(server: Server, stopping: threading.Event, observed: Observed) -> None:
+    def attack(server: Server, stopping: Stopping, observed: Observed) -> None:
         headers = {"content-type": "application/json", "authorization": f"Bearer {token}"}
         with httpx.Client(timeout=10) as client:
             while not stopping.is_set():
@@ -346,9 +371,10 @@ def test_silent_connections_beyond_the_limit_make_room(
 @pytest.mark.parametrize("name", SERVERS)
 def test_trickling_bodies_are_closed_with_408(servers: dict[str, Server], name: str) -> None:
     observed = under_attack(servers[name], trickling_body)
-    # The oldest ones are closed to make room, the others with a 408 after the grace.
-    assert observed.closed > LIMIT
-    assert statuses(observed) <= {"HTTP/1.1 408 Request Timeout"}
+    # Below the limit (beyond it, bodies still arriving are closed to make room, oldest first:
+    # tests/test_connections.py), each gets a 408 once the grace is over.
+    assert observed.closed > 0
+    assert statuses(observed) == {"HTTP/1.1 408 Request Timeout"}
 
 
 @pytest.mark.parametrize("name", SERVERS)

@@ -21,14 +21,14 @@ The protocols here add, per connection:
   requests) or for its request body; when every connection has a request in progress and its
   body in, the new one gets a 503.
 
-Every answer is a `google.rpc.Status` with `connection: close`. The checks cost a few attribute
-reads per `data_received`; a timer only for a head or a body that does not come whole at once.
+Every answer is a `google.rpc.Status` with `connection: close`, then a half close (LINGER).
+The checks cost a few attribute reads per `data_received`; a timer only for a head or a body
+that does not come whole at once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import functools
 import logging
@@ -55,6 +55,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_CONNECTIONS: Final = 1000
+LINGER: Final = 2.0  # seconds a connection we answered stays half open for the client to read
 # Descriptors kept for what is not a client connection: listening sockets, the store (SQLite's
 # database, WAL and shm), upstream channels, log files, and the connections accepted in one
 # burst before the first of them can be refused: asyncio accepts up to `backlog` at once, so
@@ -173,6 +174,7 @@ class BoundedProtocol(asyncio.Protocol):
         self._head_bytes = 0
         self._timer: asyncio.TimerHandle | None = None
         self._reading = False  # a request body is on its way
+        self._discarding = False  # answered by us: what comes is dropped until the close
         self._body_since = 0.0
         self._body_bytes = 0
 
@@ -184,6 +186,8 @@ class BoundedProtocol(asyncio.Protocol):
         self._arm(self.limits.head_timeout, self._head_expired)
 
     def data_received(self, data: bytes) -> None:
+        if self._discarding:
+            return
         if self._waiting_head:
             if len(data) > self.limits.max_head_bytes - self._head_bytes:
                 self._head_overflow(data)
@@ -283,10 +287,19 @@ class BoundedProtocol(asyncio.Protocol):
             self._answer_and_close(BODY_TOO_SLOW)
 
     def _answer_and_close(self, answer: bytes) -> None:
+        """Answer, then close once the client has read it: closing at once, with its bytes
+        unread, would reset the connection, and a reset can destroy the answer before the
+        client reads it. So the write side is shut, what still comes is dropped, and the
+        connection closes when the client closes it, or LINGER seconds later."""
         self._disarm()
-        with contextlib.suppress(RuntimeError):  # a transport closing since
+        self._discarding = True
+        if not self.transport.can_write_eof():  # TLS: no half close
             self.transport.write(answer)
-        self.transport.close()
+            self.transport.close()
+            return
+        self.transport.write(answer)
+        self.transport.write_eof()
+        self._timer = self.loop.call_later(LINGER, self.transport.close)
 
     def _arm(self, delay: float, callback: Callable[[], None]) -> None:
         self._disarm()

@@ -63,6 +63,10 @@ def _depth(data: bytes, enough: int | None) -> int:
     brackets = _outside_strings(data).translate(_AS_ARRAYS)
     removed = 0
     while brackets and (enough is None or removed < enough):
+        # `enough - removed` opening brackets in a row: deep enough, without more passes (what
+        # a deep body is made of, `[[[[…` or `{"a": [{"a": [[…` alike).
+        if enough is not None and b"[" * (enough - removed) in brackets:
+            return enough
         fewer = brackets.replace(b"[]", b"")
         if len(fewer) == len(brackets):
             return removed + max(0, fewer.count(b"[") - fewer.count(b"]"))
