@@ -30,14 +30,15 @@ demo: venv
 	cd demo-out && ../$(BIN)/restmon routes gen
 	$(PY) -m examples.serve demo-out
 
-## Benchmarks (results in benchmarks/RESULTS.md); bench_gateway and bench_proxy need wrk
-## (apt-get install wrk).
+## Benchmarks (results in benchmarks/RESULTS.md); bench_gateway, bench_proxy and
+## bench_connections need wrk (apt-get install wrk).
 bench: venv
 	$(PY) benchmarks/bench_generate.py
 	$(PY) benchmarks/bench_router.py
 	$(PY) benchmarks/bench_json.py
 	$(PY) benchmarks/bench_gateway.py
 	$(PY) benchmarks/bench_proxy.py
+	$(PY) benchmarks/bench_connections.py
 	$(PY) benchmarks/bench_proxy_memory.py
 	$(PY) benchmarks/bench_monitor_store.py
 	$(PY) benchmarks/bench_monitor_overhead.py

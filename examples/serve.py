@@ -26,6 +26,7 @@ from protoc_gen_restmon.runtime import (
     serve_until_stopped,
     with_admin,
 )
+from protoc_gen_restmon.serve_cli import add_limit_arguments, connection_limits
 
 GRACE = 10.0  # seconds calls in flight get on SIGTERM/SIGINT (restmon serve's --grace default)
 
@@ -78,9 +79,15 @@ async def serve(args: argparse.Namespace) -> None:
     print(CURLS.format(port=http_port))
     print(ADMIN.format(port=http_port, db=db, token=demo_token(monitor)), flush=True)
     config = uvicorn.Config(
-        with_admin(gateway, admin), host=host, port=http_port, log_level="warning"
+        with_admin(gateway, admin), host=host, port=http_port, log_level="warning", http=args.http
     )
-    await serve_until_stopped(config, grpc=[grpc_server], monitor=monitor, grace=args.grace)
+    await serve_until_stopped(
+        config,
+        grpc=[grpc_server],
+        monitor=monitor,
+        grace=args.grace,
+        limits=connection_limits(args),
+    )
 
 
 def main() -> None:
@@ -96,6 +103,7 @@ def main() -> None:
         default=GRACE,
         help=f"seconds calls in flight get on SIGTERM/SIGINT; default {GRACE:g}",
     )
+    add_limit_arguments(parser)
     asyncio.run(serve(parser.parse_args()))
 
 

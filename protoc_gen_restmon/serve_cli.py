@@ -14,6 +14,7 @@ from protoc_gen_restmon.runtime.errors import ConfigError
 from protoc_gen_restmon.runtime.specs import ROUTES_MODULE
 
 if TYPE_CHECKING:  # the runtime is imported when serving only: `restmon generate` stays quick
+    from protoc_gen_restmon.runtime.connections import ConnectionLimits
     from protoc_gen_restmon.runtime.gateway.http import App
     from protoc_gen_restmon.runtime.gateway.upstream import RetryPolicy, UpstreamTls
     from protoc_gen_restmon.runtime.monitor.monitor import Monitor
@@ -24,6 +25,61 @@ DEFAULT_GRACE = 10.0  # runtime.serving.DEFAULT_GRACE, not imported: `restmon ge
 ERROR_FORMATS = ("status", "google")
 LOAD_BALANCING = ("round_robin", "pick_first")  # runtime/gateway/upstream.py LOAD_BALANCING
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+HTTP_PROTOCOLS = ("auto", "httptools", "h11")
+# runtime.connections.ConnectionLimits' defaults (tests/test_hostile_clients.py checks them):
+# (flag, field, type, default, metavar, help).
+LIMIT_FLAGS: tuple[tuple[str, str, type, float, str, str], ...] = (
+    (
+        "--head-timeout",
+        "head_timeout",
+        float,
+        5.0,
+        "SECONDS",
+        "close a connection whose request head is not complete this long after it opened "
+        "(or after its first byte on a kept-alive connection): 408",
+    ),
+    (
+        "--keep-alive-timeout",
+        "keep_alive_timeout",
+        float,
+        5.0,
+        "SECONDS",
+        "close a connection idle this long between two requests",
+    ),
+    (
+        "--max-head-bytes",
+        "max_head_bytes",
+        int,
+        64 * 1024,
+        "BYTES",
+        "a request head larger than this is a 431",
+    ),
+    (
+        "--min-body-rate",
+        "min_body_rate",
+        float,
+        1024.0,
+        "BYTES_PER_S",
+        "a request body slower than this on average, after --body-grace, is a 408",
+    ),
+    (
+        "--body-grace",
+        "body_grace",
+        float,
+        5.0,
+        "SECONDS",
+        "how long a request body may take before --min-body-rate applies",
+    ),
+    (
+        "--max-connections",
+        "max_connections",
+        int,
+        1000,
+        "N",
+        "open connections at most (lowered below the open file limit); at the limit a new one "
+        "closes the longest idle one, or gets a 503 when none is idle",
+    ),
+)
 
 
 class UsageError(Exception):
@@ -148,6 +204,31 @@ def open_monitor(url: str, packages: list[str]) -> Monitor:
         raise UsageError(f"--db {url}: {err}") from err
 
 
+def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
+    """The HTTP connection bounds (docs/deployment.md), for `restmon serve` and the demo."""
+    limits = parser.add_argument_group("connection limits (docs/deployment.md)")
+    for flag, _, kind, default, metavar, help_text in LIMIT_FLAGS:
+        limits.add_argument(
+            flag,
+            type=kind,
+            default=default,
+            metavar=metavar,
+            help=f"{help_text}; default {default:g}",
+        )
+    limits.add_argument(
+        "--http",
+        default="auto",
+        choices=HTTP_PROTOCOLS,
+        help="uvicorn's HTTP/1.1 parser: httptools when installed (auto), or h11",
+    )
+
+
+def connection_limits(args: argparse.Namespace) -> ConnectionLimits:
+    from protoc_gen_restmon.runtime.connections import ConnectionLimits
+
+    return ConnectionLimits(**{field: getattr(args, field) for _, field, *_ in LIMIT_FLAGS})
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -165,9 +246,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         root_path=args.root_path,
         log_level=args.log_level,
         lifespan="on",
+        http=args.http,
     )
     # On SIGTERM/SIGINT: stop accepting, give calls --grace seconds, then close the monitor.
-    run(serve_until_stopped(config, monitor=monitor, grace=args.grace))
+    limits = connection_limits(args)
+    run(serve_until_stopped(config, monitor=monitor, grace=args.grace, limits=limits))
     return 0
 
 
@@ -290,4 +373,5 @@ def register(commands: Any) -> None:
         metavar="DIR",
         help="where the admin API's POST /cfg/grpc/proto-files/generate/ writes .proto files",
     )
+    add_limit_arguments(serve)
     serve.set_defaults(run=cmd_serve)

@@ -466,6 +466,18 @@ def test_from_json_refuses_deep_nesting(codec_world: CodecWorld) -> None:
     with pytest.raises(RpcError) as caught:
         from_json(deep, codec_world.ours("codectest.v1.AllTypes"))
     assert caught.value.code == Code.INVALID_ARGUMENT
+    # The text's depth is checked before it is parsed (jsoncodec/depth.py).
+    assert caught.value.message.endswith("nested deeper than 100 levels")
+
+
+def test_merge_json_refuses_deep_messages(codec_world: CodecWorld) -> None:
+    """A decoded document given to merge_json directly is bounded by its own depth check."""
+    deep: dict[str, Any] = {}
+    for _ in range(150):
+        deep = {"child": deep}
+    message = codec_world.ours("codectest.v1.AllTypes")()
+    with pytest.raises(RpcError) as caught:
+        merge_json(message, deep)
     assert caught.value.message.endswith("messages nested deeper than 100")
 
 

@@ -16,6 +16,10 @@ On the first SIGTERM or SIGINT:
    waiting at most `DRAIN_TIMEOUT` seconds;
 4. `serve_until_stopped` returns: the process exits 0.
 
+While serving, HTTP connections are bounded (`connections.ConnectionLimits`: head timeout, head
+size, body rate, a connection limit below the descriptor limit, which is raised to its hard
+limit first), and repeating log records are written once per interval (`log_throttle`).
+
 uvicorn's own signal handling is switched off (it re-raises the signal it caught once it has
 stopped, so the process dies of it, 143, before anything after it runs): the handlers here are
 the only ones.
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 import time
@@ -36,8 +41,15 @@ from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 from grpclib.server import Server as GrpclibServer
 
+from protoc_gen_restmon.runtime.connections import (
+    ConnectionLimits,
+    bound_uvicorn,
+    connection_limit,
+    raise_fd_limit,
+)
 from protoc_gen_restmon.runtime.gateway.http import respond_error
 from protoc_gen_restmon.runtime.grpclib_private import method_table, running_calls, stop_listening
+from protoc_gen_restmon.runtime.log_throttle import throttle_repeated_logs
 from protoc_gen_restmon.runtime.status import Code, RpcError
 
 if TYPE_CHECKING:
@@ -51,6 +63,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_GRACE = 10.0  # seconds calls in flight get to finish once a stop is asked for
 DRAIN_TIMEOUT = 5.0  # seconds the monitor then gets to write what it holds (each step)
+DEFAULT_LIMITS = ConnectionLimits()
 POLL = 0.02  # seconds between two looks at a grpclib server's running calls
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 SHUTTING_DOWN = "the server is shutting down"
@@ -119,9 +132,15 @@ async def serve_until_stopped(
     grpc: Sequence[GrpclibServer | AioServer] = (),
     monitor: Monitor | None = None,
     grace: float = DEFAULT_GRACE,
+    limits: ConnectionLimits | None = DEFAULT_LIMITS,
 ) -> None:
     """Serve `http` (and the started gRPC servers `grpc`) until SIGTERM or SIGINT, then stop
-    as the module docstring says. The monitor is closed last, whatever happened."""
+    as the module docstring says. The monitor is closed last, whatever happened.
+
+    `limits`: the bounds of HTTP connections (None: uvicorn's protocol as it is)."""
+    throttle_repeated_logs()
+    if limits is not None:
+        _bound(http, limits)
     stop = Stop()
     # Typed int by uvicorn, used as asyncio.timeout's delay: a float works as well.
     http.timeout_graceful_shutdown = grace  # type: ignore[assignment]
@@ -148,6 +167,20 @@ async def serve_until_stopped(
                 await _close_grpc(each)
             if monitor is not None:
                 await asyncio.to_thread(_drain, monitor)
+
+
+def _bound(http: uvicorn.Config, limits: ConnectionLimits) -> None:
+    """The descriptor limit raised, the connection limit below it, uvicorn's protocol bounded."""
+    fd_limit = raise_fd_limit()
+    allowed = connection_limit(limits.max_connections, fd_limit)
+    if allowed < limits.max_connections:
+        logger.warning(
+            "at most %d connections (not %d): %s descriptors may be open",
+            allowed,
+            limits.max_connections,
+            fd_limit,
+        )
+    bound_uvicorn(http, dataclasses.replace(limits, max_connections=allowed))
 
 
 async def _uvicorn(server: uvicorn.Server) -> int | str | None:

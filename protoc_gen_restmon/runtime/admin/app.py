@@ -34,6 +34,7 @@ from protoc_gen_restmon.runtime.gateway.http import (
     respond_error,
     serve_lifespan,
 )
+from protoc_gen_restmon.runtime.jsoncodec.read import JsonSyntaxError, load_json
 from protoc_gen_restmon.runtime.monitor.model import Store, StoreError
 from protoc_gen_restmon.runtime.status import Code, RpcError
 
@@ -243,9 +244,9 @@ class AdminApp:
 def _generate_options(body: bytes) -> tuple[list[str] | None, bool]:
     """`{apps?: [str], force?: bool}`; an empty body is `{}`."""
     try:
-        options = json.loads(body) if body.strip() else {}
-    except (UnicodeDecodeError, ValueError) as error:
-        raise bad(f"body: invalid JSON: {error}") from None
+        options = load_json(body) if body.strip() else {}
+    except JsonSyntaxError as error:  # depth-limited, as every JSON body the server reads
+        raise bad(f"body: invalid JSON: {error.problem}") from None
     if not isinstance(options, dict):
         raise bad("body: expected a JSON object {apps?: [app_label], force?: bool}")
     unknown = sorted(set(options) - {"apps", "force"})

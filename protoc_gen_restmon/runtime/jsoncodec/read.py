@@ -22,6 +22,7 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
+from protoc_gen_restmon.runtime.jsoncodec.depth import MAX_DEPTH, JsonDepthError, check_depth
 from protoc_gen_restmon.runtime.jsoncodec.options import (
     DEFAULT_OPTIONS,
     DELEGATED,
@@ -59,7 +60,7 @@ _Merge = Callable[[Any, Any, bool, int], None]
 # set(message, json value, ignore_unknown_fields, depth) sets one field of `message`.
 _Setter = Callable[[Any, Any, bool, int], None]
 
-_MAX_DEPTH: Final = 100  # as json_format: messages nested deeper are refused
+_MAX_DEPTH: Final = MAX_DEPTH  # as json_format: messages nested deeper are refused
 _PARSERS: dict[Descriptor, _Merge] = {}
 
 
@@ -94,13 +95,15 @@ _DECODER: Final = json.JSONDecoder(
 )
 
 
-def load_json(data: bytes | str) -> Any:
+def load_json(data: bytes | str, max_depth: int = MAX_DEPTH) -> Any:
     """Strict JSON, for request bodies and `from_json` alike: UTF-8, no byte order mark, no key
-    twice in one object, no bare NaN/Infinity, no number longer than Python converts.
+    twice in one object, no bare NaN/Infinity, no number longer than Python converts, arrays and
+    objects nested at most `max_depth` deep (checked before the parser recurses: `depth`).
 
     Raises JsonSyntaxError saying what is wrong, and where.
     """
     try:
+        check_depth(data, max_depth)
         text = data.decode() if isinstance(data, bytes | bytearray) else data
         if text.startswith("\ufeff"):
             raise JsonSyntaxError("starts with a byte order mark")
@@ -111,11 +114,13 @@ def load_json(data: bytes | str) -> Any:
         problem = f"{err.msg} at line {err.lineno} column {err.colno}"
     except JsonSyntaxError:
         raise
+    except JsonDepthError as err:
+        problem = str(err)
     except ValueError:
         # int() refuses numbers of more than sys.get_int_max_str_digits() digits, in words that
         # differ between Python versions and name an interpreter setting: not for clients.
         problem = f"a number has more than {sys.get_int_max_str_digits()} digits"
-    except RecursionError:
+    except RecursionError:  # a max_depth above what the interpreter's stack allows
         problem = "nested too deeply"
     raise JsonSyntaxError(problem)
 

@@ -8,11 +8,13 @@ batches (or wakes as soon as a batch is full), so that it takes the GIL from the
 once per batch, not once per call; it merges the pending and final records of each call and
 the uses of each key, and calls `store.write_batch`. A batch that
 fails is retried with exponential backoff `max_retries` times, then counted as lost; the next
-batch tries the store again, so recording resumes by itself when the store is back.
+batch tries the store again, so recording resumes by itself when the store is back. A lost
+batch is logged as a warning; a server writes such repeats once per interval (`log_throttle`).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -29,6 +31,8 @@ from protoc_gen_restmon.runtime.monitor.model import (
 )
 
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
 
 
 class BatchWriter:
@@ -185,6 +189,9 @@ class BatchWriter:
                     time.sleep(self.retry_backoff * 2**attempt)
                     continue
                 self.lost += items
+                logger.warning(
+                    "monitor store failed, %d record(s) lost: %s", items, self.last_error
+                )
                 return
             self.recorded += items
             self.store_ok = True
@@ -199,6 +206,7 @@ class BatchWriter:
         except Exception as error:  # retried at the next interval
             self.store_errors += 1
             self.last_error = f"purge: {type(error).__name__}: {error}"
+            logger.warning("monitor store failed to purge old records: %s", self.last_error)
 
 
 def _records(items: list[CallRecord | LiveCall]) -> list[CallRecord]:
