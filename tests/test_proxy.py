@@ -128,7 +128,7 @@ def test_the_channel_carries_a_bidi_stream(bookstore_pb: ModuleType) -> None:
 
     with running_upstream(Inventory()) as upstream:
         gateway = Gateway(upstream=upstream.address, packages=[bookstore_pb])
-        method = gateway._methods["/bookstore.v1.BookstoreService/SyncInventory"]
+        method = gateway._methods["/bookstore.v1.BookstoreService/SyncInventory"].rpc
 
         async def sync() -> list[tuple[str, int]]:
             async def updates() -> AsyncIterator[Any]:
