@@ -171,7 +171,7 @@ def test_additional_bindings_number_their_operation_ids(document: dict[str, Any]
 
 
 def test_custom_kinds_are_kept_and_head_has_no_bodies(document: dict[str, Any]) -> None:
-    path, method, wild = operation(document, "Things_Wild")
+    path, method, _wild = operation(document, "Things_Wild")
     assert (path, method) == ("/v1/wild/{name}", "*")
     assert "x-restmon-methods" in document["paths"]["/v1/wild/{name}"]
     _, method, head = operation(document, "Things_Head")
@@ -230,7 +230,10 @@ def test_body_star_leaves_out_the_path_fields(document: dict[str, Any]) -> None:
 def test_body_field_and_response_body(document: dict[str, Any]) -> None:
     _, _, op = operation(document, "Things_Put")
     body = op["requestBody"]["content"]["application/json"]["schema"]
-    assert body["anyOf"] == [{"$ref": "#/components/schemas/maptest.v1.Thing-Input"}, {"type": "null"}]
+    assert body["anyOf"] == [
+        {"$ref": "#/components/schemas/maptest.v1.Thing-Input"},
+        {"type": "null"},
+    ]
     answer = op["responses"]["200"]["content"]["application/json"]["schema"]
     assert answer["type"] == "object" and answer["additionalProperties"] == {"type": "string"}
     assert parameter(op, "id")["schema"]["pattern"] == "^[^/]+$"
@@ -293,9 +296,7 @@ def test_json_options_change_the_views(compiled_things: tuple[list[Any], list[An
     response = component(document, "maptest.v1.Thing")
     assert "display_name" in response["properties"] and "required" not in response
     assert component(document, "maptest.v1.Kind")["type"] == "integer"
-    lenient = valid_document(
-        *compiled_things, json_options=JsonOptions(ignore_unknown_fields=True)
-    )
+    lenient = valid_document(*compiled_things, json_options=JsonOptions(ignore_unknown_fields=True))
     assert "additionalProperties" not in component(lenient, "maptest.v1.Thing-Input")
 
 
@@ -329,13 +330,24 @@ def test_info(compiled_things: tuple[list[Any], list[Any]]) -> None:
     info = ApiInfo(title="Things", version="2.1", description="All the things.")
     document = valid_document(*compiled_things, info=info)
     assert document["openapi"] == "3.1.0"
-    assert document["info"] == {"title": "Things", "version": "2.1", "description": "All the things."}
+    assert document["info"] == {
+        "title": "Things",
+        "version": "2.1",
+        "description": "All the things.",
+    }
 
 
 @pytest.mark.parametrize(
     ("plural", "one"),
-    [("shelves", "shelf"), ("books", "book"), ("policies", "policy"), ("keyRings", "keyRing"),
-     ("addresses", "address"), ("v1", "v1"), ("data", "data")],
+    [
+        ("shelves", "shelf"),
+        ("books", "book"),
+        ("policies", "policy"),
+        ("keyRings", "keyRing"),
+        ("addresses", "address"),
+        ("v1", "v1"),
+        ("data", "data"),
+    ],
 )
 def test_singular(plural: str, one: str) -> None:
     assert singular(plural) == one

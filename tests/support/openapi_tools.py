@@ -119,18 +119,27 @@ def codec_request(scratch: Path) -> bytes:
     return capture_request(scratch, [PROTOS, extra], [*EXAMPLE_FILES, *names])
 
 
-def inline_refs(schema: Any, document: dict[str, Any], budget: int = 3) -> Any:
+def inline_refs(
+    schema: Any, document: dict[str, Any], budget: int = 3, skip: frozenset[str] = frozenset()
+) -> Any:
     """`schema` with its `$ref`s replaced by the components they name, for generators that do
-    not follow references; past `budget` nested references (recursion) a reference becomes
-    `false` (nothing), and the Any component too (its `@type` must name a known type)."""
+    not follow references. Messages nest `budget` deep; a deeper one, one named in `skip` and
+    `Any` (its `@type` must name a type the reader knows) become `false` (nothing: a nullable
+    field is then null, a list empty). Well-known types, enums and scalars are always inlined.
+    """
     if isinstance(schema, list):
-        return [inline_refs(item, document, budget) for item in schema]
+        return [inline_refs(item, document, budget, skip) for item in schema]
     if not isinstance(schema, dict):
         return schema
     ref = schema.get("$ref")
-    if isinstance(ref, str):
-        name = ref.rsplit("/", 1)[-1]
-        if budget == 0 or name.startswith("google.protobuf.Any"):
-            return False
-        return inline_refs(document["components"]["schemas"][name], document, budget - 1)
-    return {key: inline_refs(value, document, budget) for key, value in schema.items()}
+    if not isinstance(ref, str):
+        return {key: inline_refs(value, document, budget, skip) for key, value in schema.items()}
+    name = ref.rsplit("/", 1)[-1]
+    target = document["components"]["schemas"][name]
+    if name.startswith("google.protobuf.Any"):
+        return False
+    if "properties" not in target:  # no message fields inside: no recursion
+        return inline_refs(target, document, budget, skip)
+    if budget == 0 or name in skip:
+        return False
+    return inline_refs(target, document, budget - 1, skip)
