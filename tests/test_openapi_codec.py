@@ -70,6 +70,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     return World(codec_request(tmp_path_factory.mktemp("openapi_codec")))
 
 
+@pytest.mark.slow
 def test_the_echo_document_is_valid(world: World) -> None:
     from openapi_spec_validator import validate
 

@@ -63,6 +63,12 @@ service Things {
   rpc Feed(stream Thing) returns (Thing) {
     option (google.api.http) = {post: "/v1/things:feed" body: "*"};
   }
+  rpc Deep(GetThingRequest) returns (Thing) {
+    option (google.api.http) = {
+      get: "/v1/deep/{name}"
+      additional_bindings {get: "/v1/deep/{name=**}"}
+    };
+  }
   rpc Unbound(Thing) returns (Thing);
 }
 
@@ -178,6 +184,18 @@ def test_custom_kinds_are_kept_and_head_has_no_bodies(document: dict[str, Any]) 
     assert method == "head"
     assert all("content" not in answer for answer in head["responses"].values())
     assert head["operationId"] not in {op for op in ("Things_GetThing",)}
+
+
+def test_two_routes_with_one_openapi_path_and_method_are_both_kept(
+    document: dict[str, Any],
+) -> None:
+    item = document["paths"]["/v1/deep/{name}"]
+    assert item["get"]["operationId"] == "Things_Deep"
+    second = item["x-restmon-methods"]["GET"]
+    assert (second["operationId"], second["x-restmon-template"]) == (
+        "Things_Deep_2",
+        "/v1/deep/{name=**}",
+    )
 
 
 def test_unbound_methods_are_absent(document: dict[str, Any]) -> None:
