@@ -373,3 +373,14 @@ def test_singular(plural: str, one: str) -> None:
 
 def test_internal_comment_blocks_are_stripped() -> None:
     assert clean(" Hello.\n (-- internal\n more --)\n World.\n") == "Hello.\n\nWorld."
+
+
+def test_a_message_missing_from_the_files_is_an_error_naming_the_binding(
+    compiled_things: tuple[list[Any], list[Any]],
+) -> None:
+    files, bindings = compiled_things
+    from protoc_gen_restmon.runtime.openapi import build_document
+
+    things = [f for f in files if f.name == "maptest/v1/things.proto"]
+    with pytest.raises(ValueError, match=r"Things/GetThing: message maptest.v1.GetThingRequest"):
+        build_document(things[:0], bindings[:1])

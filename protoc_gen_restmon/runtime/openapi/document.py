@@ -78,8 +78,8 @@ class _Builder:
             extra[key] = operation
 
     def operation(self, binding: Binding, path: OpenApiPath) -> dict[str, Any]:
-        request = find_message(self.pool, binding.request.proto_name)
-        response = find_message(self.pool, binding.response.proto_name)
+        request = self._message(binding, binding.request.proto_name)
+        response = self._message(binding, binding.response.proto_name)
         method = self._method_descriptor(binding)
         text = self.comments.get(f"{binding.service}.{binding.method}")
         operation: dict[str, Any] = {
@@ -115,6 +115,14 @@ class _Builder:
         if variables:
             operation["x-restmon-variables"] = variables
         return operation
+
+    def _message(self, binding: Binding, proto_name: str) -> Descriptor:
+        try:
+            return find_message(self.pool, proto_name)
+        except KeyError:
+            raise ValueError(
+                f"{binding}: message {proto_name} is in none of the files given"
+            ) from None
 
     def _method_descriptor(self, binding: Binding) -> Any:
         try:
