@@ -1,7 +1,8 @@
 """Rollups of the call log: per minute and per hour, per service and method.
 
-Each row holds counts (total, finished, successful, timed), the duration sum, min and max and a
-duration histogram (`histogram.py`). `write_batch` adds to the rows of both tables in the
+Each row holds counts (total, finished, successful, timed; timed-out and cancelled calls;
+finished calls per gRPC code), the duration sum, min and max and a duration histogram
+(`histogram.py`). `write_batch` adds to the rows of both tables in the
 same transaction as the calls, so the statistics queries never read `calls`. A window
 [since, now] reads whole hours from `call_rollups_hour` and the minutes before the first whole
 hour from `call_rollups_minute`: at most 59 minute rows plus one hour row per hour, per method.
@@ -17,8 +18,22 @@ from protoc_gen_restmon.runtime.monitor.model import CallRecord, CallStatus
 from protoc_gen_restmon.runtime.monitor.stores import histogram
 from protoc_gen_restmon.runtime.monitor.stores.connections import Cursor, Dialect
 from protoc_gen_restmon.runtime.monitor.stores.rows import MICROS_PER_MINUTE, to_micros
+from protoc_gen_restmon.runtime.status import Code
 
-SUMS = ("total", "finished", "successful", "timed", "duration_sum", *histogram.COLUMNS)
+# Added by the second migration (schema.py): rows written before it count these as zero.
+STATUS_COLUMNS = ("timeouts", "cancels")
+CODE_COLUMNS = {code.name: f"code_{code.name.lower()}" for code in Code}
+SUMS = (
+    "total",
+    "finished",
+    "successful",
+    "timed",
+    "duration_sum",
+    *histogram.COLUMNS,
+    *STATUS_COLUMNS,
+    *CODE_COLUMNS.values(),
+)
+_INDEX = {column: index for index, column in enumerate(SUMS)}
 EXTREMES = ("duration_min", "duration_max")
 KEY = ("service_name", "method_name")
 
@@ -58,6 +73,9 @@ class Changes:
             return
         row[1] += 1
         row[2] += record.status is CallStatus.SUCCESS
+        row[_INDEX["timeouts"]] += record.status is CallStatus.TIMEOUT
+        row[_INDEX["cancels"]] += record.status is CallStatus.CANCELLED
+        row[_INDEX[code_column(record.grpc_status_code)]] += 1
         if record.duration_ms is not None:
             _add_duration(row, record.duration_ms)
 
@@ -69,6 +87,11 @@ class Changes:
             seen = merged.get(key)
             merged[key] = list(row) if seen is None else _merge(seen, row)
         return [(*key, *row) for key, row in merged.items()]
+
+
+def code_column(code: str) -> str:
+    """The column counting `code` (a google.rpc.Code name); anything else counts as UNKNOWN."""
+    return CODE_COLUMNS.get(code, CODE_COLUMNS["UNKNOWN"])
 
 
 def _add_duration(row: list[Any], duration: float) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from protoc_gen_restmon.runtime.monitor.stores.connections import Cursor, Dialect
 from protoc_gen_restmon.runtime.monitor.stores.histogram import COLUMNS
-from protoc_gen_restmon.runtime.monitor.stores.rollups import TABLES
+from protoc_gen_restmon.runtime.monitor.stores.rollups import CODE_COLUMNS, STATUS_COLUMNS, TABLES
 
 _HISTOGRAM = ",\n    ".join(f"{column} BIGINT NOT NULL DEFAULT 0" for column in COLUMNS)
 
@@ -92,6 +92,12 @@ MIGRATIONS: list[list[str]] = [
     is_active {bool} NOT NULL,
     created_at BIGINT NOT NULL
 )""",
+    ],
+    # Per-status and per-code counts in the rollups, for the time series (by_status, by_code).
+    [
+        f"ALTER TABLE {table.name} ADD COLUMN {column} BIGINT NOT NULL DEFAULT 0"
+        for table in TABLES
+        for column in (*STATUS_COLUMNS, *CODE_COLUMNS.values())
     ],
 ]
 
