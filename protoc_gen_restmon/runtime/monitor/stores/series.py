@@ -53,8 +53,7 @@ def timeseries(cur: Cursor, query: SeriesQuery) -> list[Mapping[str, Any]]:
     sql, params = _select(query, starts)
     cur.execute(sql, params)
     found = {int(row[0]): row[1:] for row in cur.fetchall()}
-    empty = (0,) * len(SUMS) + (None, None)
-    return [_bucket(start, found.get(start, empty)) for start in starts]
+    return [_bucket(start, found[start]) if start in found else _empty(start) for start in starts]
 
 
 def _select(query: SeriesQuery, starts: list[int]) -> tuple[str, list[Any]]:
@@ -114,6 +113,23 @@ def _bucket(start: int, row: Sequence[Any]) -> dict[str, Any]:
         "by_code": _codes(sums),
         "avg_ms": round(float(sums[_AT["duration_sum"]]) / timed, 1) if timed else None,
         **latency,
+    }
+
+
+_STATUSES = ("success", "error", "timeout", "cancelled", "pending")
+_NO_LATENCY = {"avg_ms": None, "p50_ms": None, "p95_ms": None, "p99_ms": None}
+
+
+def _empty(start: int) -> dict[str, Any]:
+    """A bucket nothing happened in (most of a long window's: built without the arithmetic)."""
+    return {
+        "start": from_micros(start * MICROS_PER_MINUTE),
+        "total": 0,
+        "successful": 0,
+        "failed": 0,
+        "by_status": dict.fromkeys(_STATUSES, 0),
+        "by_code": {},
+        **_NO_LATENCY,
     }
 
 
