@@ -27,6 +27,7 @@ from protoc_gen_restmon.runtime.monitor.model import (
     Store,
 )
 from protoc_gen_restmon.runtime.monitor.stores import open_store
+from protoc_gen_restmon.runtime.monitor.stores.histogram import percentile, percentiles
 from tests.support.monitor_fixtures import make_call
 from tests.support.servers import uvicorn_server
 
@@ -348,3 +349,17 @@ def test_store_agrees_with_the_oracle(
     for bucket in found:
         timed = bucket["total"] - bucket["by_status"]["pending"]
         assert bucket["p99_ms"] == (2.0 if timed else None)  # every call took 2 ms
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    counts=st.lists(st.integers(0, 1_000), min_size=64, max_size=64),
+    low=st.floats(0, 1),
+    high=st.floats(1, 1e6),
+)
+def test_percentiles_in_one_pass_equal_percentile(
+    counts: list[int], low: float, high: float
+) -> None:
+    """The series' three-at-once percentiles are the methods endpoint's, one by one."""
+    expected = [percentile(counts, q, low, high) for q in (50, 95, 99)]
+    assert percentiles(counts, (50, 95, 99), low, high) == expected

@@ -32,7 +32,6 @@ from protoc_gen_restmon.runtime.monitor.stores.rows import (
 _AGGREGATES = ", ".join(
     (*(f"sum({column})" for column in SUMS), "min(duration_min)", "max(duration_max)")
 )
-_COLUMNS = ", ".join((*SUMS, "duration_min", "duration_max"))
 _AT = {column: index for index, column in enumerate(SUMS)}
 _HISTOGRAM = slice(_AT[histogram.COLUMNS[0]], _AT[histogram.COLUMNS[-1]] + 1)
 
@@ -50,31 +49,43 @@ def bucket_starts(query: SeriesQuery) -> list[int]:
 
 def timeseries(cur: Cursor, query: SeriesQuery) -> list[Mapping[str, Any]]:
     starts = bucket_starts(query)
-    sql, params = _select(query, starts)
-    cur.execute(sql, params)
-    found = {int(row[0]): row[1:] for row in cur.fetchall()}
+    found: dict[int, Sequence[Any]] = {}
+    for sql, params in _selects(query, starts):
+        cur.execute(sql, params)
+        found.update((int(row[0]), row[1:]) for row in cur.fetchall())
     return [_bucket(start, found[start]) if start in found else _empty(start) for start in starts]
 
 
-def _select(query: SeriesQuery, starts: list[int]) -> tuple[str, list[Any]]:
-    """One row per non-empty bucket: its first minute, then the sums of SUMS, min and max."""
-    last = starts[-1] + (0 if query.step is Step.MINUTE else 59)
+def _selects(query: SeriesQuery, starts: list[int]) -> list[tuple[str, list[Any]]]:
+    """Queries of one row per non-empty bucket: its first minute, then the sums of SUMS, min
+    and max. Each groups one table by its own key (its primary key's first column: no sort),
+    which SQLite does faster than grouping a UNION."""
     where, filters = _filters(query)
+    last = starts[-1]
     if query.step is Step.MINUTE:
-        parts = [f"minute AS bucket FROM {MINUTE.name} WHERE minute >= ? AND minute <= ?"]
-        bounds = [(starts[0], last)]
-    else:
-        # Whole hours keyed by their first minute; the partial first hour keyed by its start
-        # (an integer of ours, not a parameter: PostgreSQL could not type it in the UNION).
-        first_hour = -(-starts[0] // 60)
-        parts = [
-            f"hour * 60 AS bucket FROM {HOUR.name} WHERE hour >= ? AND hour <= ?",
-            f"{int(starts[0])} AS bucket FROM {MINUTE.name} WHERE minute >= ? AND minute < ?",
+        return [
+            (
+                f"SELECT minute, {_AGGREGATES} FROM {MINUTE.name}"
+                f" WHERE minute >= ? AND minute <= ?{where} GROUP BY minute",
+                [starts[0], last, *filters],
+            )
         ]
-        bounds = [(first_hour, last // 60), (starts[0], first_hour * 60)]
-    sql = " UNION ALL ".join(f"SELECT {_COLUMNS}, {part}{where}" for part in parts)
-    params = [value for bound in bounds for value in (*bound, *filters)]
-    return f"SELECT bucket, {_AGGREGATES} FROM ({sql}) AS rollups GROUP BY bucket", params
+    first_hour = -(-starts[0] // 60)
+    hours = (
+        f"SELECT hour * 60, {_AGGREGATES} FROM {HOUR.name}"
+        f" WHERE hour >= ? AND hour <= ?{where} GROUP BY hour",
+        [first_hour, last // 60, *filters],
+    )
+    if starts[0] == first_hour * 60:
+        return [hours]
+    # The window's first, partial hour: its minutes, as one bucket keyed by the window's start
+    # (an integer of ours, not a parameter: PostgreSQL could not type it).
+    partial = (
+        f"SELECT {int(starts[0])}, {_AGGREGATES} FROM {MINUTE.name}"
+        f" WHERE minute >= ? AND minute < ?{where} HAVING count(*) > 0",
+        [starts[0], first_hour * 60, *filters],
+    )
+    return [hours, partial]
 
 
 def _filters(query: SeriesQuery) -> tuple[str, list[str]]:
@@ -93,9 +104,9 @@ def _bucket(start: int, row: Sequence[Any]) -> dict[str, Any]:
     failed = finished - successful
     low, high = float(row[-2] or 0.0), float(row[-1] or 0.0)
     counts = [int(c) for c in sums[_HISTOGRAM]]
+    quantiles = histogram.percentiles(counts, _QUANTILES, low, high) if timed else None
     latency = {
-        f"p{q}_ms": round(histogram.percentile(counts, q, low, high), 1) if timed else None
-        for q in (50, 95, 99)
+        f"p{q}_ms": round(quantiles[i], 1) if quantiles else None for i, q in enumerate(_QUANTILES)
     }
     return {
         "start": from_micros(start * MICROS_PER_MINUTE),
@@ -116,6 +127,7 @@ def _bucket(start: int, row: Sequence[Any]) -> dict[str, Any]:
     }
 
 
+_QUANTILES = (50, 95, 99)
 _STATUSES = ("success", "error", "timeout", "cancelled", "pending")
 _NO_LATENCY = {"avg_ms": None, "p50_ms": None, "p95_ms": None, "p99_ms": None}
 
