@@ -26,8 +26,11 @@ from protoc_gen_restmon.runtime.monitor.model import (
     Step,
     Store,
 )
-from protoc_gen_restmon.runtime.monitor.stores import open_store
+from protoc_gen_restmon.runtime.monitor.stores import SqlStore, open_store, sqlite_path
+from protoc_gen_restmon.runtime.monitor.stores.connections import Connections, Cursor
 from protoc_gen_restmon.runtime.monitor.stores.histogram import percentile, percentiles
+from protoc_gen_restmon.runtime.monitor.stores.rows import MICROS_PER_MINUTE, to_micros
+from protoc_gen_restmon.runtime.monitor.stores.schema import MIGRATIONS
 from tests.support.monitor_fixtures import make_call
 from tests.support.servers import uvicorn_server
 
@@ -363,3 +366,57 @@ def test_percentiles_in_one_pass_equal_percentile(
     """The series' three-at-once percentiles are the methods endpoint's, one by one."""
     expected = [percentile(counts, q, low, high) for q in (50, 95, 99)]
     assert percentiles(counts, (50, 95, 99), low, high) == expected
+
+
+def test_rollups_from_before_schema_2_are_migrated(store_url: str) -> None:
+    """A store at schema version 1 gets the per-status and per-code columns (zero), keeps its
+    counts, and its old failures show as errors; new calls are counted in full."""
+    old = SqlStore(_connections(store_url))
+    dialect = old._connections.dialect
+    minute = to_micros(floor_minute(NOW)) // MICROS_PER_MINUTE
+
+    def version_1(cur: Cursor) -> None:
+        cur.execute("DROP TABLE IF EXISTS schema_version")
+        for table in ("calls", "call_rollups_minute", "call_rollups_hour", "api_keys"):
+            cur.execute(f"DROP TABLE IF EXISTS {table}")
+        cur.execute("DROP TABLE IF EXISTS admin_users")
+        cur.execute("DROP TABLE IF EXISTS admin_tokens")
+        for template in MIGRATIONS[0]:
+            cur.execute(dialect.ddl(template))
+        cur.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        cur.execute("INSERT INTO schema_version (version) VALUES (1)")
+        for table, period in (("call_rollups_minute", minute), ("call_rollups_hour", minute // 60)):
+            key = "minute" if table.endswith("minute") else "hour"
+            cur.execute(
+                f"INSERT INTO {table} ({key}, service_name, method_name, total, finished,"
+                " successful, timed, duration_sum, duration_min, duration_max, h20)"
+                " VALUES (?, 'old.S', 'M', 3, 3, 1, 3, 6.0, 2.0, 2.0, 3)",
+                (period,),
+            )
+
+    old._connections.run(version_1, write=True)
+    old.migrate()
+    old.write_batch([call(NOW, CallStatus.TIMEOUT, service="old.S", method="M")], [])
+    query = SeriesQuery(NOW - HOUR, NOW, Step.MINUTE, service="old.S")
+    last = old.timeseries(query)[-1]
+    old.close()
+    assert (last["total"], last["successful"], last["failed"]) == (4, 1, 3)
+    assert last["by_status"] == {
+        "success": 1,
+        "error": 2,
+        "timeout": 1,
+        "cancelled": 0,
+        "pending": 0,
+    }
+    assert last["by_code"] == {"DEADLINE_EXCEEDED": 1}
+
+
+def _connections(url: str) -> Connections:
+    """The connections `open_store(url)` would use, without migrating."""
+    if url.startswith("sqlite:"):
+        from protoc_gen_restmon.runtime.monitor.stores.sqlite import SqliteConnections
+
+        return SqliteConnections(sqlite_path(url))
+    from protoc_gen_restmon.runtime.monitor.stores.postgres import PostgresConnections
+
+    return PostgresConnections(url)
