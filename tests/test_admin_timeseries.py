@@ -371,31 +371,9 @@ def test_percentiles_in_one_pass_equal_percentile(
 def test_rollups_from_before_schema_2_are_migrated(store_url: str) -> None:
     """A store at schema version 1 gets the per-status and per-code columns (zero), keeps its
     counts, and its old failures show as errors; new calls are counted in full."""
-    old = SqlStore(_connections(store_url))
-    dialect = old._connections.dialect
     minute = to_micros(floor_minute(NOW)) // MICROS_PER_MINUTE
-
-    def version_1(cur: Cursor) -> None:
-        cur.execute("DROP TABLE IF EXISTS schema_version")
-        for table in ("calls", "call_rollups_minute", "call_rollups_hour", "api_keys"):
-            cur.execute(f"DROP TABLE IF EXISTS {table}")
-        cur.execute("DROP TABLE IF EXISTS admin_users")
-        cur.execute("DROP TABLE IF EXISTS admin_tokens")
-        for template in MIGRATIONS[0]:
-            cur.execute(dialect.ddl(template))
-        cur.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-        cur.execute("INSERT INTO schema_version (version) VALUES (1)")
-        for table, period in (("call_rollups_minute", minute), ("call_rollups_hour", minute // 60)):
-            key = "minute" if table.endswith("minute") else "hour"
-            cur.execute(
-                f"INSERT INTO {table} ({key}, service_name, method_name, total, finished,"
-                " successful, timed, duration_sum, duration_min, duration_max, h20)"
-                " VALUES (?, 'old.S', 'M', 3, 3, 1, 3, 6.0, 2.0, 2.0, 3)",
-                (period,),
-            )
-
-    old._connections.run(version_1, write=True)
-    old.migrate()
+    rows = [("old.S", "M", 3, 1, 6.0, 2.0, 2.0)]
+    old = _store_at_version(store_url, 1, minute, rows)
     old.write_batch([call(NOW, CallStatus.TIMEOUT, service="old.S", method="M")], [])
     query = SeriesQuery(NOW - HOUR, NOW, Step.MINUTE, service="old.S")
     last = old.timeseries(query)[-1]
@@ -409,6 +387,86 @@ def test_rollups_from_before_schema_2_are_migrated(store_url: str) -> None:
         "pending": 0,
     }
     assert last["by_code"] == {"DEADLINE_EXCEEDED": 1}
+
+
+def test_rollups_from_before_schema_3_get_service_and_server_rows(store_url: str) -> None:
+    """Migration 3 sums a version-2 store's per-method rows into per-service and whole-server
+    rows: the unfiltered and per-service series count them once, `overview`, `services` and
+    `methods` still read the per-method rows only, and new calls add to every level."""
+    minute = to_micros(floor_minute(NOW)) // MICROS_PER_MINUTE
+    rows = [
+        ("a.S", "M1", 3, 2, 6.0, 1.0, 3.0),
+        ("a.S", "M2", 5, 5, 10.0, 0.5, 4.0),
+        ("b.S", "M1", 7, 1, 14.0, 2.0, 9.0),
+    ]
+    store = _store_at_version(store_url, 2, minute, rows)
+    store.write_batch([call(NOW, service="b.S", method="M1")], [])
+    since = NOW - HOUR
+    try:
+        for step in Step:
+            everything = store.timeseries(SeriesQuery(since, NOW, step))[-1]
+            by_service = [
+                store.timeseries(SeriesQuery(since, NOW, step, service))[-1]
+                for service in ("a.S", "b.S")
+            ]
+            assert (everything["total"], everything["successful"]) == (16, 9)
+            assert [(b["total"], b["successful"]) for b in by_service] == [(8, 7), (8, 2)]
+            # The durations, all in h20 (middle 7.8 ms), clamped to the maximum over the
+            # methods' rows: 9.0 for the server, 4.0 for a.S.
+            assert (everything["p99_ms"], by_service[0]["p99_ms"]) == (7.8, 4.0)
+        assert store.overview(since)["total_requests"] == 16
+        assert store.overview(since)["total_services"] == 2
+        assert [s["methods_count"] for s in store.services(since)] == [2, 1]
+        assert [m["total_requests"] for m in store.methods(since, None)] == [3, 5, 8]
+    finally:
+        store.close()
+
+
+def _store_at_version(
+    url: str, version: int, minute: int, rows: Sequence[tuple[Any, ...]]
+) -> SqlStore:
+    """A store built by the first `version` migrations, holding `rows` (service, method,
+    total, successful, duration sum, min and max, every duration in h20) in `minute`'s minute
+    and hour rollups, then migrated to the latest schema."""
+    store = SqlStore(_connections(url))
+    dialect = store._connections.dialect
+
+    def build(cur: Cursor) -> None:
+        cur.execute("DROP TABLE IF EXISTS schema_version")
+        for table in ("calls", "call_rollups_minute", "call_rollups_hour", "api_keys"):
+            cur.execute(f"DROP TABLE IF EXISTS {table}")
+        cur.execute("DROP TABLE IF EXISTS admin_users")
+        cur.execute("DROP TABLE IF EXISTS admin_tokens")
+        for migration in MIGRATIONS[:version]:
+            for template in migration:
+                cur.execute(dialect.ddl(template))
+        cur.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        cur.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+        for table, period in (("call_rollups_minute", minute), ("call_rollups_hour", minute // 60)):
+            key = "minute" if table.endswith("minute") else "hour"
+            for service, method, total, successful, duration, low, high in rows:
+                cur.execute(
+                    f"INSERT INTO {table} ({key}, service_name, method_name, total, finished,"
+                    " successful, timed, duration_sum, duration_min, duration_max, h20)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        period,
+                        service,
+                        method,
+                        total,
+                        total,
+                        successful,
+                        total,
+                        duration,
+                        low,
+                        high,
+                        total,
+                    ),
+                )
+
+    store._connections.run(build, write=True)
+    store.migrate()
+    return store
 
 
 def _connections(url: str) -> Connections:

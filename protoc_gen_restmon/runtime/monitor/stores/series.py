@@ -4,8 +4,9 @@ A window runs from the start of `since`'s minute to the end of `until`'s. Minute
 `call_rollups_minute` only. Hour buckets read whole hours from `call_rollups_hour` and, when the
 window starts inside an hour, that hour's remaining minutes from `call_rollups_minute` as a
 first, shorter bucket starting at the window's start: so the buckets add up to exactly what
-`overview` counts for the same window (rollups.window reads the same rows). `calls` is never
-read.
+`overview` counts for the same window (rollups.window reads the same periods). `calls` is never
+read. The whole server's chart reads its own row per period and a service's chart the
+service's (rollups.ANY): one row per bucket, not one per method.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from protoc_gen_restmon.runtime.monitor.model import SeriesQuery, Step
 from protoc_gen_restmon.runtime.monitor.stores import histogram
 from protoc_gen_restmon.runtime.monitor.stores.connections import Cursor
 from protoc_gen_restmon.runtime.monitor.stores.rollups import (
+    ANY,
     CODE_COLUMNS,
     HOUR,
     MINUTE,
+    PER_METHOD,
     SUMS,
     since_minute,
 )
@@ -30,10 +33,16 @@ from protoc_gen_restmon.runtime.monitor.stores.rows import (
 )
 
 _AGGREGATES = ", ".join(
-    (*(f"sum({column})" for column in SUMS), "min(duration_min)", "max(duration_max)")
+    (
+        *(f"sum({c})" if c == "duration_sum" else f"CAST(sum({c}) AS BIGINT)" for c in SUMS),
+        "min(duration_min)",
+        "max(duration_max)",
+    )
 )
 _AT = {column: index for index, column in enumerate(SUMS)}
 _HISTOGRAM = slice(_AT[histogram.COLUMNS[0]], _AT[histogram.COLUMNS[-1]] + 1)
+_TIMEOUTS, _CANCELS, _DURATION = _AT["timeouts"], _AT["cancels"], _AT["duration_sum"]
+_CODE_AT = tuple((code, _AT[column]) for code, column in CODE_COLUMNS.items())
 
 
 def bucket_starts(query: SeriesQuery) -> list[int]:
@@ -89,25 +98,35 @@ def _selects(query: SeriesQuery, starts: list[int]) -> list[tuple[str, list[Any]
 
 
 def _filters(query: SeriesQuery) -> tuple[str, list[str]]:
-    used = [
-        (column, value)
-        for column, value in (("service_name", query.service), ("method_name", query.method))
-        if value is not None
-    ]
-    return "".join(f" AND {column} = ?" for column, _ in used), [value for _, value in used]
+    """The rows of the narrowest level answering the query: the whole server's row
+    (service_name = method_name = ANY), a service's (method_name = ANY), or its methods'."""
+    service, method = query.service or None, query.method or None
+    if method is not None:
+        where = " AND method_name = ?" + (
+            " AND service_name = ?" if service else f" AND {PER_METHOD}"
+        )
+        return where, [method, *([service] if service else [])]
+    return " AND service_name = ? AND method_name = ?", [service or ANY, ANY]
 
 
 def _bucket(start: int, row: Sequence[Any]) -> dict[str, Any]:
-    sums = [v or 0 for v in row[: len(SUMS)]]
-    total, finished, successful, timed = (int(sums[_AT[c]]) for c in SUMS[:4])
-    timeouts, cancels = int(sums[_AT["timeouts"]]), int(sums[_AT["cancels"]])
+    """A bucket from its row of sums: Python ints and floats, never NULL (sums over at least
+    one row of NOT NULL columns, cast to BIGINT: PostgreSQL's would be Decimals). This runs
+    once per bucket, so it indexes the row directly."""
+    total, finished, successful, timed = row[0], row[1], row[2], row[3]
+    timeouts, cancels = row[_TIMEOUTS], row[_CANCELS]
     failed = finished - successful
-    low, high = float(row[-2] or 0.0), float(row[-1] or 0.0)
-    counts = [int(c) for c in sums[_HISTOGRAM]]
-    quantiles = histogram.percentiles(counts, _QUANTILES, low, high) if timed else None
-    latency = {
-        f"p{q}_ms": round(quantiles[i], 1) if quantiles else None for i, q in enumerate(_QUANTILES)
-    }
+    if timed:
+        low, high = float(row[-2] or 0.0), float(row[-1] or 0.0)
+        p50, p95, p99 = histogram.percentiles(row[_HISTOGRAM], _QUANTILES, low, high)
+        latency = {
+            "avg_ms": round(row[_DURATION] / timed, 1),
+            "p50_ms": round(p50, 1),
+            "p95_ms": round(p95, 1),
+            "p99_ms": round(p99, 1),
+        }
+    else:
+        latency = _NO_LATENCY
     return {
         "start": from_micros(start * MICROS_PER_MINUTE),
         "total": total,
@@ -121,8 +140,8 @@ def _bucket(start: int, row: Sequence[Any]) -> dict[str, Any]:
             "cancelled": cancels,
             "pending": total - finished,
         },
-        "by_code": _codes(sums),
-        "avg_ms": round(float(sums[_AT["duration_sum"]]) / timed, 1) if timed else None,
+        # Only the codes that occurred: a year of hour buckets stays small.
+        "by_code": {code: n for code, at in _CODE_AT if (n := row[at])},
         **latency,
     }
 
@@ -143,8 +162,3 @@ def _empty(start: int) -> dict[str, Any]:
         "by_code": {},
         **_NO_LATENCY,
     }
-
-
-def _codes(sums: Sequence[Any]) -> dict[str, int]:
-    """Only the codes that occurred: a year of hour buckets stays small."""
-    return {code: int(n) for code, column in CODE_COLUMNS.items() if (n := sums[_AT[column]])}
