@@ -39,6 +39,7 @@ _AGGREGATES = ", ".join(
         "max(duration_max)",
     )
 )
+_COLUMNS = ", ".join((*SUMS, "duration_min", "duration_max"))
 _AT = {column: index for index, column in enumerate(SUMS)}
 _HISTOGRAM = slice(_AT[histogram.COLUMNS[0]], _AT[histogram.COLUMNS[-1]] + 1)
 _TIMEOUTS, _CANCELS, _DURATION = _AT["timeouts"], _AT["cancels"], _AT["duration_sum"]
@@ -67,22 +68,25 @@ def timeseries(cur: Cursor, query: SeriesQuery) -> list[Mapping[str, Any]]:
 
 def _selects(query: SeriesQuery, starts: list[int]) -> list[tuple[str, list[Any]]]:
     """Queries of one row per non-empty bucket: its first minute, then the sums of SUMS, min
-    and max. Each groups one table by its own key (its primary key's first column: no sort),
-    which SQLite does faster than grouping a UNION."""
+    and max. Each reads one table in its key's order (its primary key's first column: no
+    sort), which SQLite does faster than a UNION."""
     where, filters = _filters(query)
+    # One row per period (the server's, a service's or a method's): its columns are the sums.
+    period = _COLUMNS if _one_row_per_period(query) else _AGGREGATES
+    group = "" if _one_row_per_period(query) else " GROUP BY {0}"
     last = starts[-1]
     if query.step is Step.MINUTE:
         return [
             (
-                f"SELECT minute, {_AGGREGATES} FROM {MINUTE.name}"
-                f" WHERE minute >= ? AND minute <= ?{where} GROUP BY minute",
+                f"SELECT minute, {period} FROM {MINUTE.name}"
+                f" WHERE minute >= ? AND minute <= ?{where}{group.format('minute')}",
                 [starts[0], last, *filters],
             )
         ]
     first_hour = -(-starts[0] // 60)
     hours = (
-        f"SELECT hour * 60, {_AGGREGATES} FROM {HOUR.name}"
-        f" WHERE hour >= ? AND hour <= ?{where} GROUP BY hour",
+        f"SELECT hour * 60, {period} FROM {HOUR.name}"
+        f" WHERE hour >= ? AND hour <= ?{where}{group.format('hour')}",
         [first_hour, last // 60, *filters],
     )
     if starts[0] == first_hour * 60:
@@ -95,6 +99,11 @@ def _selects(query: SeriesQuery, starts: list[int]) -> list[tuple[str, list[Any]
         [starts[0], first_hour * 60, *filters],
     )
     return [hours, partial]
+
+
+def _one_row_per_period(query: SeriesQuery) -> bool:
+    """Whether `_filters` selects one row per period: all but a method of any service."""
+    return not query.method or bool(query.service)
 
 
 def _filters(query: SeriesQuery) -> tuple[str, list[str]]:
