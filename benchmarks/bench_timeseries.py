@@ -297,8 +297,9 @@ def render(header: str, count: int, rows: list[str]) -> str:
             "",
             "How: the series reads only the rollups (the hour table for whole hours, the"
             " minute table for minute buckets and for the part of the window's first hour),"
-            " one row per bucket for the whole server or a service, one per bucket and"
-            " method for a method; empty buckets are filled in Python without arithmetic."
+            " one row per bucket for the whole server, a service or a service's method, read"
+            " as it is (no GROUP BY), one per bucket and service for a method name alone;"
+            " empty buckets are filled in Python without arithmetic."
             " The calls and rollups were inserted in bulk (one INSERT … SELECT for the calls,"
             " the store's rollup upsert for the rollups), not through the writer.",
         ]
