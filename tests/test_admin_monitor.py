@@ -332,6 +332,7 @@ def test_dashboard_page_reads_endpoints_that_answer(stack: AdminStack) -> None:
             "../overview/",
             "../requests/",
             "../services/",
+            "../timeseries/",
         ]
         for path in fetched:
             url = urllib.parse.urljoin(page, path)

@@ -6,7 +6,7 @@ import asyncio
 import importlib.resources
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from types import ModuleType
@@ -22,7 +22,7 @@ from protoc_gen_restmon.runtime.admin.routes import (
     match_route,
     path_segments,
 )
-from protoc_gen_restmon.runtime.admin.schemas import encode_key, encode_record
+from protoc_gen_restmon.runtime.admin.schemas import encode_key, encode_record, encode_series
 from protoc_gen_restmon.runtime.gateway.http import (
     ClientDisconnected,
     Receive,
@@ -48,6 +48,15 @@ TEXT = b"text/plain; charset=utf-8"
 HTML = b"text/html; charset=utf-8"
 METRICS = "/metrics"
 DASHBOARD = "dashboard.html"
+# The page's vendored files (assets/README.md says where from), served beside it.
+ASSETS = {
+    "uPlot.iife.min.js": b"text/javascript; charset=utf-8",
+    "uPlot.min.css": b"text/css; charset=utf-8",
+}
+ASSET_HEADERS = [
+    (b"cache-control", b"private, max-age=3600"),
+    (b"x-content-type-options", b"nosniff"),
+]
 # The page's own CSP (a meta tag) allows only its inline script and style; framing and
 # sniffing can only be refused by headers.
 DASHBOARD_HEADERS = [
@@ -70,6 +79,10 @@ class MonitorLike(Protocol):
     def metrics(self) -> bytes: ...
 
 
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
 def json_reply(value: Any) -> Reply:
     return Reply(200, json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
 
@@ -79,7 +92,9 @@ class AdminApp:
     `public_metrics`). Mount it anywhere: paths are matched below `root_path`.
 
     `packages`: generated packages (modules or dotted names) whose `.proto` files are served;
-    `proto_dir`: where `POST …/proto-files/generate/` writes them (None: that endpoint fails).
+    `proto_dir`: where `POST …/proto-files/generate/` writes them (None: that endpoint fails);
+    `clock`: the current time (aware UTC) that windows (`?hours=`) and key validity are relative
+    to, for tests.
     """
 
     def __init__(
@@ -90,16 +105,20 @@ class AdminApp:
         proto_dir: Path | None = None,
         public_metrics: bool = False,
         auth_cache_seconds: float = 60.0,
+        clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         self.monitor = monitor
+        self.clock = clock
         self.store = monitor.store
         self.protos = ProtoFiles(packages, proto_dir)
         self.auth = AdminAuth(self.store, cache_seconds=auth_cache_seconds)
         self.public_metrics = public_metrics
         self.routes = self._routes()
-        self.dashboard_page = (
-            importlib.resources.files(__package__).joinpath(DASHBOARD).read_bytes()
-        )
+        files = importlib.resources.files(__package__)
+        self.dashboard_page = files.joinpath(DASHBOARD).read_bytes()
+        self.assets = {
+            name: files.joinpath("assets").joinpath(name).read_bytes() for name in ASSETS
+        }
 
     def _routes(self) -> list[Route]:
         get = "GET"
@@ -116,7 +135,9 @@ class AdminApp:
             Route.of(get, "/api/grpc/monitor/overview/", self.overview),
             Route.of(get, "/api/grpc/monitor/services/", self.services),
             Route.of(get, "/api/grpc/monitor/methods/", self.methods),
+            Route.of(get, "/api/grpc/monitor/timeseries/", self.timeseries),
             Route.of(get, "/api/grpc/monitor/dashboard/", self.dashboard),
+            Route.of(get, "/api/grpc/monitor/dashboard/{asset}", self.dashboard_asset),
             Route.of(get, METRICS, self.metrics),
         ]
 
@@ -190,7 +211,7 @@ class AdminApp:
             params.user_id(),
         )
         keys = await asyncio.to_thread(self.store.keys, is_active, key_type, user_id)
-        now = _now()
+        now = self.clock()
         return json_reply({"results": [encode_key(k, now) for k in keys], "count": len(keys)})
 
     async def key_detail(self, request: Request) -> Reply:
@@ -201,10 +222,10 @@ class AdminApp:
         key = await asyncio.to_thread(self.store.key, key_id) if key_id >= 0 else None
         if key is None:
             raise RpcError(Code.NOT_FOUND, f"no API key with id {request.param!r}")
-        return json_reply(encode_key(key, _now()))
+        return json_reply(encode_key(key, self.clock()))
 
     async def key_stats(self, request: Request) -> Reply:
-        return json_reply(dict(await asyncio.to_thread(self.store.key_stats, _now())))
+        return json_reply(dict(await asyncio.to_thread(self.store.key_stats, self.clock())))
 
     # --- Monitoring ---
 
@@ -219,23 +240,35 @@ class AdminApp:
         return json_reply(dict(await asyncio.to_thread(self.monitor.health)))
 
     async def overview(self, request: Request) -> Reply:
-        since = request.params.since(_now())
+        since = request.params.since(self.clock())
         return json_reply(dict(await asyncio.to_thread(self.store.overview, since)))
 
     async def services(self, request: Request) -> Reply:
-        since = request.params.since(_now())
+        since = request.params.since(self.clock())
         rows = await asyncio.to_thread(self.store.services, since)
         return json_reply({"services": [dict(row) for row in rows]})
 
     async def methods(self, request: Request) -> Reply:
-        since = request.params.since(_now())
+        since = request.params.since(self.clock())
         service = request.params.text("service")
         rows = await asyncio.to_thread(self.store.methods, since, service)
         return json_reply({"methods": [dict(row) for row in rows]})
 
+    async def timeseries(self, request: Request) -> Reply:
+        query = request.params.series_query(self.clock())
+        buckets = await asyncio.to_thread(self.store.timeseries, query)
+        return json_reply(encode_series(query, buckets))
+
     async def dashboard(self, request: Request) -> Reply:
         """The HTML page reading the endpoints above (HTTP Basic: browsers send it again)."""
         return Reply(200, self.dashboard_page, HTML, DASHBOARD_HEADERS)
+
+    async def dashboard_asset(self, request: Request) -> Reply:
+        """One of `ASSETS`, looked up by name (never used as a path)."""
+        data = self.assets.get(request.param)
+        if data is None:
+            raise RpcError(Code.NOT_FOUND, f"no dashboard file {request.param!r}")
+        return Reply(200, data, ASSETS[request.param], ASSET_HEADERS)
 
     async def metrics(self, request: Request) -> Reply:
         return Reply(200, await asyncio.to_thread(self.monitor.metrics), PROMETHEUS)
@@ -259,7 +292,3 @@ def _generate_options(body: bytes) -> tuple[list[str] | None, bool]:
     if not isinstance(force, bool):
         raise bad("force: expected true or false")
     return apps, force
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)

@@ -7,7 +7,13 @@ import urllib.parse
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
-from protoc_gen_restmon.runtime.monitor.model import CallStatus, KeyType, RequestQuery
+from protoc_gen_restmon.runtime.monitor.model import (
+    CallStatus,
+    KeyType,
+    RequestQuery,
+    SeriesQuery,
+    Step,
+)
 from protoc_gen_restmon.runtime.status import Code, RpcError
 
 __all__ = [
@@ -17,6 +23,9 @@ __all__ = [
 
 HOURS_DEFAULT, HOURS_MAX = 24, 8760
 LIMIT_DEFAULT, LIMIT_MAX = 100, 1000
+# Time series: minute buckets by default up to 6 hours (361 points), on request up to 48 hours
+# (2,881); beyond that, hour buckets only.
+MINUTE_STEP_DEFAULT_HOURS, MINUTE_STEP_MAX_HOURS = 6, 48
 _INTEGER = re.compile(r"-?[0-9]+")
 _DIGITS_MAX = 30  # longer numbers are out of every range, and not worth converting
 _TRUE = frozenset({"true", "1", "yes"})
@@ -85,6 +94,33 @@ class Params:
         hours = self.integer("hours", HOURS_DEFAULT, 1, HOURS_MAX)
         return now - timedelta(hours=hours)
 
+    def series_query(self, now: datetime) -> SeriesQuery:
+        """`hours`, `step` (minute | hour; default: from the window), `service`, `method`."""
+        hours = self.integer("hours", HOURS_DEFAULT, 1, HOURS_MAX)
+        step = self.step(hours)
+        return SeriesQuery(
+            since=now - timedelta(hours=hours),
+            until=now,
+            step=step,
+            service=self.text("service"),
+            method=self.text("method"),
+        )
+
+    def step(self, hours: int) -> Step:
+        raw = self.text("step")
+        if raw is None:
+            return Step.MINUTE if hours <= MINUTE_STEP_DEFAULT_HOURS else Step.HOUR
+        try:
+            step = Step(raw)
+        except ValueError:
+            raise bad(f"step: {raw!r} is not one of {_choices(Step)}") from None
+        if step is Step.MINUTE and hours > MINUTE_STEP_MAX_HOURS:
+            raise bad(
+                f"step: minute buckets serve windows up to {MINUTE_STEP_MAX_HOURS} hours,"
+                f" not {hours}; use step=hour"
+            )
+        return step
+
     def user_id(self) -> int | None:
         return self.optional_integer("user_id", -(2**63), 2**63 - 1)
 
@@ -113,5 +149,5 @@ def parse_query(query_string: bytes) -> Params:
     return Params(dict(pairs))
 
 
-def _choices(kind: type[CallStatus] | type[KeyType]) -> str:
+def _choices(kind: type[CallStatus] | type[KeyType] | type[Step]) -> str:
     return ", ".join(member.value for member in kind)

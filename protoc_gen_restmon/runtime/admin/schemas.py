@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from protoc_gen_restmon.runtime.monitor.model import ApiKey, CallRecord
+from protoc_gen_restmon.runtime.monitor.model import ApiKey, CallRecord, SeriesQuery
 
-__all__ = ["encode_key", "encode_record", "encode_time"]
+__all__ = ["encode_key", "encode_record", "encode_series", "encode_time"]
 
 
 def encode_time(when: datetime | None) -> str | None:
@@ -62,4 +63,17 @@ def encode_record(record: CallRecord) -> dict[str, Any]:
         "peer": record.peer,
         "user_agent": record.user_agent,
         "labels": dict(record.labels),
+    }
+
+
+def encode_series(query: SeriesQuery, buckets: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The time series' answer: the window, the step and every bucket, empty ones included."""
+    return {
+        "step": query.step.value,
+        "step_seconds": query.step.seconds,
+        "since": encode_time(buckets[0]["start"]),
+        "until": encode_time(query.until),
+        "service": query.service,
+        "method": query.method,
+        "buckets": [{**bucket, "start": encode_time(bucket["start"])} for bucket in buckets],
     }

@@ -153,6 +153,29 @@ class RequestQuery:
     offset: int = 0
 
 
+class Step(str, enum.Enum):
+    """A time series' bucket width: the periods the rollup tables hold."""
+
+    MINUTE = "minute"
+    HOUR = "hour"
+
+    @property
+    def seconds(self) -> int:
+        return 60 if self is Step.MINUTE else 3600
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesQuery:
+    """Buckets of `step` from `since`'s minute to `until`'s, for one service and/or method
+    name (None: all)."""
+
+    since: datetime
+    until: datetime
+    step: Step
+    service: str | None = None
+    method: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Page:
     results: list[CallRecord]
@@ -201,6 +224,7 @@ class Store(Protocol):
     def overview(self, since: datetime) -> Mapping[str, Any]: ...
     def services(self, since: datetime) -> list[Mapping[str, Any]]: ...
     def methods(self, since: datetime, service: str | None = None) -> list[Mapping[str, Any]]: ...
+    def timeseries(self, query: SeriesQuery) -> list[Mapping[str, Any]]: ...
     def purge_before(self, when: datetime) -> int: ...
 
     # API keys.

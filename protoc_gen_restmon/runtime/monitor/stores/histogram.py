@@ -8,6 +8,8 @@ within ±12% (half a bucket, RATIO = 1.25) of the true value between 0.1 ms and 
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -40,6 +42,17 @@ def percentile(counts: Sequence[int], q: float, low: float, high: float) -> floa
         if seen >= rank:
             return min(max(_middle(index), low), high)
     return high
+
+
+def percentiles(counts: Sequence[int], qs: Sequence[float], low: float, high: float) -> list[float]:
+    """`percentile` for each of `qs`, with one cumulative sum (the time series needs three
+    per bucket, for thousands of buckets)."""
+    cumulative = list(itertools.accumulate(counts))
+    total = cumulative[-1] if cumulative else 0
+    if total == 0:
+        return [0.0] * len(qs)
+    indexes = (bisect.bisect_left(cumulative, math.ceil(total * q / 100)) for q in qs)
+    return [min(max(_middle(index), low), high) for index in indexes]
 
 
 def _middle(index: int) -> float:

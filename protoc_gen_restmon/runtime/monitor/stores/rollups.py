@@ -1,10 +1,16 @@
 """Rollups of the call log: per minute and per hour, per service and method.
 
-Each row holds counts (total, finished, successful, timed), the duration sum, min and max and a
-duration histogram (`histogram.py`). `write_batch` adds to the rows of both tables in the
+Each row holds counts (total, finished, successful, timed; timed-out and cancelled calls;
+finished calls per gRPC code), the duration sum, min and max and a duration histogram
+(`histogram.py`). `write_batch` adds to the rows of both tables in the
 same transaction as the calls, so the statistics queries never read `calls`. A window
 [since, now] reads whole hours from `call_rollups_hour` and the minutes before the first whole
 hour from `call_rollups_minute`: at most 59 minute rows plus one hour row per hour, per method.
+
+Besides one row per method, each period has one row per service (method_name `ANY`) and one
+for the whole server (service_name and method_name `ANY`; schema migration 3), so the time
+series reads one row per bucket instead of one per method (`series.py`). No gRPC service or
+method is named `ANY` (''); `window` reads the per-method rows only.
 """
 
 from __future__ import annotations
@@ -17,10 +23,26 @@ from protoc_gen_restmon.runtime.monitor.model import CallRecord, CallStatus
 from protoc_gen_restmon.runtime.monitor.stores import histogram
 from protoc_gen_restmon.runtime.monitor.stores.connections import Cursor, Dialect
 from protoc_gen_restmon.runtime.monitor.stores.rows import MICROS_PER_MINUTE, to_micros
+from protoc_gen_restmon.runtime.status import Code
 
-SUMS = ("total", "finished", "successful", "timed", "duration_sum", *histogram.COLUMNS)
+# Added by the second migration (schema.py): rows written before it count these as zero.
+STATUS_COLUMNS = ("timeouts", "cancels")
+CODE_COLUMNS = {code.name: f"code_{code.name.lower()}" for code in Code}
+SUMS = (
+    "total",
+    "finished",
+    "successful",
+    "timed",
+    "duration_sum",
+    *histogram.COLUMNS,
+    *STATUS_COLUMNS,
+    *CODE_COLUMNS.values(),
+)
+_INDEX = {column: index for index, column in enumerate(SUMS)}
 EXTREMES = ("duration_min", "duration_max")
 KEY = ("service_name", "method_name")
+ANY = ""  # the service_name / method_name of the per-service and whole-server rows
+PER_METHOD = f"method_name <> '{ANY}'"  # a condition selecting the per-method rows only
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,25 +63,22 @@ def since_minute(since: datetime) -> int:
 
 
 class Changes:
-    """What one batch adds to each (minute, service, method) rollup row."""
+    """What one batch adds to each (minute, service, method) rollup row, the per-service and
+    whole-server rows (`ANY`) included."""
 
     def __init__(self) -> None:
         # (minute, service, method) -> [*SUMS, duration_min, duration_max]
         self.rows: dict[tuple[int, str, str], list[Any]] = {}
 
     def add(self, record: CallRecord, minute: int, *, new: bool) -> None:
-        """`record` was inserted (`new`) or turned a stored pending row final."""
-        key = (minute, record.service_name, record.method_name)
-        row = self.rows.get(key)
-        if row is None:
-            row = self.rows[key] = [0] * len(SUMS) + [None, None]
-        row[0] += new
-        if record.status is CallStatus.PENDING:
-            return
-        row[1] += 1
-        row[2] += record.status is CallStatus.SUCCESS
-        if record.duration_ms is not None:
-            _add_duration(row, record.duration_ms)
+        """`record` was inserted (`new`) or turned a stored pending row final: its method's,
+        its service's and the server's rows change alike."""
+        service, method = record.service_name, record.method_name
+        for key in ((minute, service, method), (minute, service, ANY), (minute, ANY, ANY)):
+            row = self.rows.get(key)
+            if row is None:
+                row = self.rows[key] = [0] * len(SUMS) + [None, None]
+            _add(row, record, new)
 
     def params(self, table: Table) -> list[tuple[Any, ...]]:
         """Parameters for `upsert_sql(table)`: the minute rows, merged per period."""
@@ -69,6 +88,24 @@ class Changes:
             seen = merged.get(key)
             merged[key] = list(row) if seen is None else _merge(seen, row)
         return [(*key, *row) for key, row in merged.items()]
+
+
+def _add(row: list[Any], record: CallRecord, new: bool) -> None:
+    row[0] += new
+    if record.status is CallStatus.PENDING:
+        return
+    row[1] += 1
+    row[2] += record.status is CallStatus.SUCCESS
+    row[_INDEX["timeouts"]] += record.status is CallStatus.TIMEOUT
+    row[_INDEX["cancels"]] += record.status is CallStatus.CANCELLED
+    row[_INDEX[code_column(record.grpc_status_code)]] += 1
+    if record.duration_ms is not None:
+        _add_duration(row, record.duration_ms)
+
+
+def code_column(code: str) -> str:
+    """The column counting `code` (a google.rpc.Code name); anything else counts as UNKNOWN."""
+    return CODE_COLUMNS.get(code, CODE_COLUMNS["UNKNOWN"])
 
 
 def _add_duration(row: list[Any], duration: float) -> None:
@@ -115,14 +152,14 @@ _WINDOW_COLUMNS = ", ".join((*KEY, *SUMS, *EXTREMES))
 
 
 def window(since: datetime) -> tuple[str, tuple[int, ...]]:
-    """A FROM clause (`rollups`, with columns KEY, SUMS and EXTREMES) covering the minutes
-    from `since`'s on, and its parameters."""
+    """A FROM clause (`rollups`, with columns KEY, SUMS and EXTREMES) of the per-method rows
+    covering the minutes from `since`'s on, and its parameters."""
     first_minute = since_minute(since)
     first_hour = -(-first_minute // 60)  # the first hour that starts at or after `since`
     sql = (
-        f"(SELECT {_WINDOW_COLUMNS} FROM {HOUR.name} WHERE hour >= ?"
+        f"(SELECT {_WINDOW_COLUMNS} FROM {HOUR.name} WHERE hour >= ? AND {PER_METHOD}"
         f" UNION ALL SELECT {_WINDOW_COLUMNS} FROM {MINUTE.name}"
-        " WHERE minute >= ? AND minute < ?) AS rollups"
+        f" WHERE minute >= ? AND minute < ? AND {PER_METHOD}) AS rollups"
     )
     return sql, (first_hour, first_minute, first_hour * 60)
 

@@ -11,9 +11,31 @@ from __future__ import annotations
 
 from protoc_gen_restmon.runtime.monitor.stores.connections import Cursor, Dialect
 from protoc_gen_restmon.runtime.monitor.stores.histogram import COLUMNS
-from protoc_gen_restmon.runtime.monitor.stores.rollups import TABLES
+from protoc_gen_restmon.runtime.monitor.stores.rollups import (
+    ANY,
+    CODE_COLUMNS,
+    EXTREMES,
+    PER_METHOD,
+    STATUS_COLUMNS,
+    SUMS,
+    TABLES,
+    Table,
+)
 
 _HISTOGRAM = ",\n    ".join(f"{column} BIGINT NOT NULL DEFAULT 0" for column in COLUMNS)
+
+
+def _totals(table: Table, service: str) -> str:
+    """Migration 3: `table`'s per-service (`service` = "service_name") or whole-server
+    (`service` = the literal ANY) rows, summed from its per-method rows."""
+    columns = ", ".join((table.period, "service_name", "method_name", *SUMS, *EXTREMES))
+    sums = ", ".join((*(f"sum({c})" for c in SUMS), "min(duration_min)", "max(duration_max)"))
+    group = ", service_name" if service == "service_name" else ""
+    return (
+        f"INSERT INTO {table.name} ({columns}) SELECT {table.period}, {service}, '{ANY}', {sums}"
+        f" FROM {table.name} WHERE {PER_METHOD} GROUP BY {table.period}{group}"
+    )
+
 
 # Each migration is a list of DDL templates: {id} and {bool} are filled in per dialect.
 MIGRATIONS: list[list[str]] = [
@@ -93,6 +115,15 @@ MIGRATIONS: list[list[str]] = [
     created_at BIGINT NOT NULL
 )""",
     ],
+    # Per-status and per-code counts in the rollups, for the time series (by_status, by_code).
+    [
+        f"ALTER TABLE {table.name} ADD COLUMN {column} BIGINT NOT NULL DEFAULT 0"
+        for table in TABLES
+        for column in (*STATUS_COLUMNS, *CODE_COLUMNS.values())
+    ],
+    # Per-service and whole-server rollup rows (rollups.ANY), so the time series reads one row
+    # per bucket; written by every batch from here on.
+    [_totals(table, service) for table in TABLES for service in ("service_name", f"'{ANY}'")],
 ]
 
 LATEST = len(MIGRATIONS)

@@ -15,8 +15,9 @@ from protoc_gen_restmon.runtime.monitor.model import (
     NewApiKey,
     Page,
     RequestQuery,
+    SeriesQuery,
 )
-from protoc_gen_restmon.runtime.monitor.stores import calls, rollups
+from protoc_gen_restmon.runtime.monitor.stores import calls, rollups, series
 from protoc_gen_restmon.runtime.monitor.stores.connections import Connections, Cursor
 from protoc_gen_restmon.runtime.monitor.stores.rows import (
     KEY_COLUMNS,
@@ -79,6 +80,9 @@ class SqlStore:
 
     def methods(self, since: datetime, service: str | None = None) -> list[Mapping[str, Any]]:
         return self._read(lambda cur: calls.methods(cur, since, service))
+
+    def timeseries(self, query: SeriesQuery) -> list[Mapping[str, Any]]:
+        return self._read(lambda cur: series.timeseries(cur, query))
 
     def purge_before(self, when: datetime) -> int:
         """Deletes in chunks of `PURGE_CHUNK` rows, one transaction each, so that writers
