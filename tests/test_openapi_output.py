@@ -18,12 +18,12 @@ from tests.support.protoc_tools import (
     BUNDLED_PROTOC,
     EXAMPLE_FILES,
     PROTOS,
-    capture_request,
     debian_protoc,
     generate_inline,
     include_paths,
     line_of,
     restmon_plugin,
+    with_parameter,
 )
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
@@ -64,9 +64,8 @@ def assert_valid(document: dict[str, Any]) -> None:
 
 
 @pytest.fixture(scope="module")
-def openapi_request(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    scratch = tmp_path_factory.mktemp("capture")
-    return capture_request(scratch, [PROTOS], EXAMPLE_FILES, "outputs=routes+openapi")
+def openapi_request(example_request: bytes) -> bytes:
+    return with_parameter(example_request, "outputs=routes+openapi")
 
 
 @pytest.fixture(scope="module")
