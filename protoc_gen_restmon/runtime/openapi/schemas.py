@@ -1,0 +1,283 @@
+"""Proto3 JSON Schemas of messages, as the gateway's codec reads them (the request view,
+`<name>-Input`) and writes them (the response view, `<name>`): docs/openapi.md, "Schemas".
+
+Every message type becomes a component under its full proto name (recursion is a `$ref`), in
+the views the document uses; the well-known types have their own JSON forms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Final
+
+from google.api import field_behavior_pb2
+from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
+
+from protoc_gen_restmon.runtime.jsoncodec.options import WRAPPERS_FILE, JsonOptions
+from protoc_gen_restmon.runtime.openapi import patterns
+from protoc_gen_restmon.runtime.openapi.comments import Comments
+from protoc_gen_restmon.runtime.openapi.naming import component_name
+from protoc_gen_restmon.runtime.openapi.scalars import (
+    Schema,
+    enum_schema,
+    map_key_schema,
+    scalar_schema,
+)
+
+COMPONENTS: Final = "#/components/schemas/"
+NULL: Final = {"type": "null"}
+
+_REQUIRED = field_behavior_pb2.REQUIRED
+_OUTPUT_ONLY = field_behavior_pb2.OUTPUT_ONLY
+_INPUT_ONLY = field_behavior_pb2.INPUT_ONLY
+
+_ANY_JSON: Final = {"type": ["null", "boolean", "number", "string", "array", "object"]}
+
+
+def is_map(field: FieldDescriptor) -> bool:
+    entry = field.message_type
+    return entry is not None and field.is_repeated and entry.GetOptions().map_entry
+
+
+def field_behaviors(field: FieldDescriptor) -> frozenset[int]:
+    options = field.GetOptions()
+    return frozenset(options.Extensions[field_behavior_pb2.field_behavior])
+
+
+def nullable(schema: Schema) -> Schema:
+    """`schema` or null (a request field given as null is left unset)."""
+    if schema.get("type") == "null":
+        return schema
+    return {"anyOf": [schema, NULL]}
+
+
+class Schemas:
+    """Builds components on demand; `components()` returns those used, sorted by name."""
+
+    def __init__(self, comments: Comments, options: JsonOptions) -> None:
+        self.comments = comments
+        self.options = options
+        self._components: dict[str, Schema] = {}
+
+    def components(self) -> dict[str, Schema]:
+        return dict(sorted(self._components.items()))
+
+    # --- references ---
+
+    def message_ref(self, message: Descriptor, *, request: bool) -> Schema:
+        name = component_name(message.full_name, request=request)
+        if name not in self._components:
+            self._components[name] = {}  # reserved first: recursive types refer to themselves
+            self._components[name] = self._message_component(message, request)
+        return {"$ref": COMPONENTS + name}
+
+    def enum_ref(self, enum: EnumDescriptor, *, request: bool) -> Schema:
+        name = component_name(enum.full_name, request=request)
+        if name not in self._components:
+            schema = enum_schema(
+                enum,
+                request=request,
+                as_ints=self.options.enums_as_ints,
+                lenient=self.options.ignore_unknown_fields,
+            )
+            description = self._enum_description(enum)
+            self._components[name] = {"title": enum.name, **schema} | (
+                {"description": description} if description else {}
+            )
+        return {"$ref": COMPONENTS + name}
+
+    def _enum_description(self, enum: EnumDescriptor) -> str:
+        lines = [self.comments.get(enum.full_name)]
+        for value in enum.values:
+            text = self.comments.get(f"{enum.full_name}.{value.name}")
+            deprecated = " (deprecated)" if value.GetOptions().deprecated else ""
+            if text or deprecated:
+                lines.append(f"- `{value.name}`{deprecated}: {' '.join(text.split())}".rstrip(": "))
+        return "\n".join(line for line in lines if line).strip()
+
+    # --- fields ---
+
+    def field_schema(self, field: FieldDescriptor, *, request: bool) -> Schema:
+        """The JSON value of a whole field: a value, an array or a map object."""
+        if is_map(field):
+            entry = field.message_type
+            assert entry is not None
+            key, value = entry.fields_by_name["key"], entry.fields_by_name["value"]
+            schema: Schema = {
+                "type": "object",
+                "additionalProperties": self.value_schema(value, request=request),
+            }
+            names = map_key_schema(key, request=request)
+            return schema | ({"propertyNames": names} if names else {})
+        if field.is_repeated:
+            return {"type": "array", "items": self.value_schema(field, request=request)}
+        return self.value_schema(field, request=request)
+
+    def value_schema(self, field: FieldDescriptor, *, request: bool) -> Schema:
+        if field.message_type is not None:
+            return self.message_ref(field.message_type, request=request)
+        if field.enum_type is not None:
+            return self.enum_ref(field.enum_type, request=request)
+        return scalar_schema(field, request=request)
+
+    def property_schema(self, field: FieldDescriptor, *, request: bool) -> Schema:
+        """A field as a property: its schema (null allowed in requests) and its annotations."""
+        schema = self.field_schema(field, request=request)
+        null_is_value = _null_is_value(field)
+        if request and not null_is_value:
+            schema = nullable(schema)
+        return schema | self.annotations(field)
+
+    def annotations(self, field: FieldDescriptor) -> Schema:
+        notes: Schema = {}
+        text = self.comments.get(field.full_name)
+        if text:
+            notes["description"] = text
+        behaviors = field_behaviors(field)
+        if _OUTPUT_ONLY in behaviors:
+            notes["readOnly"] = True
+        if _INPUT_ONLY in behaviors:
+            notes["writeOnly"] = True
+        if field.GetOptions().deprecated:
+            notes["deprecated"] = True
+        return notes
+
+    # --- messages ---
+
+    def _message_component(self, message: Descriptor, request: bool) -> Schema:
+        schema = well_known_schema(message, request=request)
+        if schema is None:
+            if message.file.name == WRAPPERS_FILE:
+                schema = scalar_schema(message.fields_by_name["value"], request=request)
+            else:
+                schema = self.message_object(message, request=request)
+        notes: Schema = {"title": message.name}
+        text = self.comments.get(message.full_name)
+        if text:
+            notes["description"] = text
+        if message.GetOptions().deprecated:
+            notes["deprecated"] = True
+        return notes | schema
+
+    def message_object(
+        self, message: Descriptor, *, request: bool, exclude: Iterable[str] = ()
+    ) -> Schema:
+        """A message's JSON object, without the fields named (proto names) in `exclude`."""
+        left_out = set(exclude)
+        fields = [field for field in message.fields if field.name not in left_out]
+        return (
+            self._request_object(message, fields)
+            if request
+            else self._response_object(message, fields)
+        )
+
+    def _response_object(self, message: Descriptor, fields: list[FieldDescriptor]) -> Schema:
+        use_proto = self.options.use_proto_names
+        key = {field: field.name if use_proto else field.json_name for field in fields}
+        schema: Schema = {
+            "type": "object",
+            "properties": {key[f]: self.property_schema(f, request=False) for f in fields},
+        }
+        if self.options.emit_unpopulated:
+            required = [key[f] for f in fields if not f.has_presence]
+            if required:
+                schema["required"] = required
+        conflicts = [{"required": [key[a], key[b]]} for a, b in _oneof_pairs(message, fields)]
+        if conflicts:
+            schema["not"] = {"anyOf": conflicts}
+        schema["additionalProperties"] = False
+        return schema
+
+    def _request_object(self, message: Descriptor, fields: list[FieldDescriptor]) -> Schema:
+        """Keys by json_name (`properties`) or proto name (`patternProperties`, an alias that
+        generated clients do not need); null is "not set"; at most one member of a oneof."""
+        schema: Schema = {
+            "type": "object",
+            "properties": {f.json_name: self.property_schema(f, request=True) for f in fields},
+        }
+        aliases = {
+            f"^{f.name}$": self.property_schema(f, request=True)
+            for f in fields
+            if f.name != f.json_name
+        }
+        if aliases:
+            schema["patternProperties"] = aliases
+        rules: list[Schema] = []
+        required = [f for f in fields if _REQUIRED in field_behaviors(f)]
+        for field in required:
+            if field.name == field.json_name:
+                schema.setdefault("required", []).append(field.name)
+            else:
+                rules.append(
+                    {"anyOf": [{"required": [field.json_name]}, {"required": [field.name]}]}
+                )
+        twice = [{"required": [f.json_name, f.name]} for f in fields if f.name != f.json_name]
+        conflicts = twice + [
+            {"required": [x, y], "properties": {x: _NOT_NULL, y: _NOT_NULL}}
+            for a, b in _oneof_pairs(message, fields)
+            for x in _names(a)
+            for y in _names(b)
+        ]
+        if conflicts:
+            rules.append({"not": {"anyOf": conflicts}})
+        if rules:
+            schema["allOf"] = rules
+        if not self.options.ignore_unknown_fields:
+            schema["unevaluatedProperties"] = False
+        return schema
+
+
+_NOT_NULL: Final = {"not": NULL}
+
+
+def _names(field: FieldDescriptor) -> list[str]:
+    return list(dict.fromkeys((field.json_name, field.name)))
+
+
+def _oneof_pairs(
+    message: Descriptor, fields: list[FieldDescriptor]
+) -> list[tuple[FieldDescriptor, FieldDescriptor]]:
+    """Pairs of members of one real oneof (not a proto3 `optional`'s synthetic one)."""
+    present = set(fields)
+    pairs: list[tuple[FieldDescriptor, FieldDescriptor]] = []
+    for oneof in message.oneofs:
+        members = [f for f in oneof.fields if f in present]
+        if len(oneof.fields) < 2:
+            continue
+        pairs.extend((a, b) for i, a in enumerate(members) for b in members[i + 1 :])
+    return pairs
+
+
+def _null_is_value(field: FieldDescriptor) -> bool:
+    """As jsoncodec.read: null sets a google.protobuf.Value or NullValue field."""
+    if field.message_type is not None:
+        return field.message_type.full_name == "google.protobuf.Value"
+    return field.enum_type is not None and field.enum_type.full_name == "google.protobuf.NullValue"
+
+
+def well_known_schema(message: Descriptor, *, request: bool) -> Schema | None:
+    """The JSON form of a well-known type with one of its own; None for other messages."""
+    full_name = message.full_name
+    if full_name == "google.protobuf.Timestamp":
+        pattern = patterns.TIMESTAMP_READ if request else patterns.TIMESTAMP_WRITE
+        return {"type": "string", "format": "date-time", "pattern": pattern}
+    if full_name == "google.protobuf.Duration":
+        pattern = patterns.DURATION_READ if request else patterns.DURATION_WRITE
+        return {"type": "string", "pattern": pattern}
+    if full_name == "google.protobuf.FieldMask":
+        pattern = patterns.FIELD_MASK_READ if request else patterns.FIELD_MASK_WRITE
+        return {"type": "string", "pattern": pattern}
+    if full_name == "google.protobuf.Struct":
+        return {"type": "object", "additionalProperties": _ANY_JSON}
+    if full_name == "google.protobuf.Value":
+        return dict(_ANY_JSON)
+    if full_name == "google.protobuf.ListValue":
+        return {"type": "array", "items": _ANY_JSON}
+    if full_name == "google.protobuf.Any":
+        return {
+            "type": "object",
+            "properties": {"@type": {"type": "string"}},
+            "required": ["@type"],
+            "additionalProperties": True,
+        }
+    return None

@@ -1,0 +1,47 @@
+"""The OpenAPI builder on the example protos: a valid 3.1 document, paths, operations, bodies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from protoc_gen_restmon.runtime.specs import Binding
+from tests.support.openapi_tools import compiled, valid_document
+
+
+@pytest.fixture(scope="module")
+def example(example_request: bytes) -> tuple[list[Any], list[Binding]]:
+    return compiled(example_request)
+
+
+@pytest.fixture(scope="module")
+def document(example: tuple[list[Any], list[Binding]]) -> dict[str, Any]:
+    return valid_document(*example)
+
+
+def operations(document: dict[str, Any]) -> dict[str, tuple[str, str, dict[str, Any]]]:
+    return {
+        op["operationId"]: (method, path, op)
+        for path, item in document["paths"].items()
+        for method, op in item.items()
+        if not method.startswith("x-")
+    }
+
+
+def test_every_binding_is_one_operation(
+    example: tuple[list[Any], list[Binding]], document: dict[str, Any]
+) -> None:
+    _, bindings = example
+    found = operations(document)
+    assert len(found) == len(bindings)
+    assert {op["x-restmon-template"] for _, _, op in found.values()} == {
+        b.template for b in bindings
+    }
+
+
+def test_same_input_same_document(example: tuple[list[Any], list[Binding]]) -> None:
+    import json
+
+    first = json.dumps(valid_document(*example))
+    assert json.dumps(valid_document(*example)) == first
