@@ -158,9 +158,11 @@ def openapi_route(binding: Binding) -> tuple[str, str]:
 
 
 def api_version(package: str) -> str:
-    """The version a package name ends with (`bookstore.v1` -> `v1`), else `0`."""
+    """The version a package name ends with (`bookstore.v1` -> `v1`), else ApiInfo's default."""
+    from protoc_gen_restmon.runtime.openapi import ApiInfo
+
     last = package.rsplit(".", 1)[-1]
-    return last if _VERSION.fullmatch(last) else "0"
+    return last if _VERSION.fullmatch(last) else ApiInfo().version
 
 
 def _merged_title(bindings: Mapping[str, Sequence[Binding]]) -> str:
