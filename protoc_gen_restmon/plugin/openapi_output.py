@@ -49,11 +49,14 @@ def openapi_files(
             return []
         own = [f for package in bound for f in packages[package]]
         document = _build(_closure(proto_files, own), every, _merged_title(bound), places)
-        return [(OPENAPI_FILE, dump_json(document))]
+        return [(OPENAPI_FILE, dump_json(document, compact=True))]
     return [
         (
             document_path(package),
-            dump_json(_build(_closure(proto_files, packages[package]), found, package, places)),
+            dump_json(
+                _build(_closure(proto_files, packages[package]), found, package, places),
+                compact=True,  # megabytes for large packages: the C encoder (serialize.py)
+            ),
         )
         for package, found in bound.items()
     ]

@@ -14,13 +14,23 @@ from typing import Any
 import yaml
 
 
-def dump_json(document: Mapping[str, Any]) -> str:
+def dump_json(document: Mapping[str, Any], *, compact: bool = False) -> str:
     """UTF-8 JSON text, two-space indented, ending in a newline; NaN and infinities refused.
+
+    `compact`: one line without spaces, written by the json module's C encoder, about four times
+    faster than indenting (which only the pure-Python encoder does): the plugin's choice, where a
+    document can be megabytes (aiplatform v1's is 3.6 MB compact).
 
     >>> dump_json({"openapi": "3.1.0", "info": {"title": "é"}})
     '{\\n  "openapi": "3.1.0",\\n  "info": {\\n    "title": "é"\\n  }\\n}\\n'
+    >>> dump_json({"openapi": "3.1.0", "info": {"title": "é"}}, compact=True)
+    '{"openapi":"3.1.0","info":{"title":"é"}}\\n'
     """
-    return json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    if compact:
+        text = json.dumps(document, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    else:
+        text = json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False)
+    return text + "\n"
 
 
 class _Dumper(yaml.SafeDumper):
