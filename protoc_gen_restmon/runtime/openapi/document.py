@@ -66,14 +66,20 @@ class _Builder:
         operation = self.operation(binding, path)
         item = self.paths.setdefault(path.path, {})
         method = binding.http_method.lower()
-        if binding.http_method.upper() == binding.http_method and method in PATH_ITEM_METHODS:
+        standard = binding.http_method.upper() == binding.http_method
+        if standard and method in PATH_ITEM_METHODS and method not in item:
             item[method] = operation
-        else:  # `*` or a custom kind: OpenAPI has no field for it
-            item.setdefault("x-restmon-methods", {})[binding.http_method] = operation
+        else:
+            # `*` or a custom kind, which OpenAPI has no field for; or a second route of one
+            # method and OpenAPI path (`/v1/{name=**}` beside `/v1/{name}`): the gateway tells
+            # them apart, OpenAPI cannot.
+            extra = item.setdefault("x-restmon-methods", {})
+            key = binding.http_method if binding.http_method not in extra else str(binding)
+            extra[key] = operation
 
     def operation(self, binding: Binding, path: OpenApiPath) -> dict[str, Any]:
-        request = find_message(self.pool, binding.request.proto_name)
-        response = find_message(self.pool, binding.response.proto_name)
+        request = self._message(binding, binding.request.proto_name)
+        response = self._message(binding, binding.response.proto_name)
         method = self._method_descriptor(binding)
         text = self.comments.get(f"{binding.service}.{binding.method}")
         operation: dict[str, Any] = {
@@ -85,7 +91,8 @@ class _Builder:
         if text:
             summary, description = split_summary(text)
             operation["summary"] = summary
-            operation["description"] = description
+            if " ".join(description.split()) != summary:  # more than the summary
+                operation["description"] = description
         if method is not None and method.GetOptions().deprecated:
             operation["deprecated"] = True
         parameters = path_parameters(binding, path, request, self.schemas)
@@ -108,6 +115,14 @@ class _Builder:
         if variables:
             operation["x-restmon-variables"] = variables
         return operation
+
+    def _message(self, binding: Binding, proto_name: str) -> Descriptor:
+        try:
+            return find_message(self.pool, proto_name)
+        except KeyError:
+            raise ValueError(
+                f"{binding}: message {proto_name} is in none of the files given"
+            ) from None
 
     def _method_descriptor(self, binding: Binding) -> Any:
         try:

@@ -139,7 +139,11 @@ def path_parameters(
             description = ""
         else:
             schema = {"type": "string", "pattern": patterns.ONE_SEGMENT}
-            description = "" if variable is not None else "Any one path segment (not bound)."
+            description = (
+                _segment_description(binding, path, variable)
+                if variable is not None
+                else "Any one path segment (not bound)."
+            )
         entry: dict[str, Any] = {"name": parameter.name, "in": "path", "required": True}
         if variable is not None and not description:
             text = schemas.comments.get(_full_field_name(request, variable.field.proto))
@@ -151,6 +155,16 @@ def path_parameters(
             entry["x-restmon-field"] = str(variable.field)
         result.append(entry)
     return result
+
+
+def _segment_description(binding: Binding, path: OpenApiPath, variable: PathVariable) -> str:
+    """`One segment of `name`, `shelves/{shelf}/books/{book}`.`"""
+    names = iter(p.name for p in path.parameters if p.variable is variable)
+    parts = [
+        segment.value if segment.kind is SegmentKind.LITERAL else "{" + next(names) + "}"
+        for segment in binding.segments[variable.start : variable.end]
+    ]
+    return f"One segment of `{variable.field}`, `{'/'.join(parts)}`."
 
 
 def _in_template(binding: Binding, variable: PathVariable) -> bool:

@@ -49,6 +49,16 @@ def scalar_schema(field: FieldDescriptor, *, request: bool, text: bool = False) 
     return {"type": "string", "contentEncoding": "base64", "pattern": pattern}
 
 
+def shared_scalar_name(field: FieldDescriptor) -> str | None:
+    """The component of a scalar type whose schema is long: `scalar-int64` (with `-`, which no
+    proto name has); None for bool and string, whose schemas are short."""
+    kind = field.type
+    if kind in _INT_RANGES:
+        return f"scalar-{_INT_RANGES[kind][0]}"
+    names = {F.TYPE_DOUBLE: "double", F.TYPE_FLOAT: "float", F.TYPE_BYTES: "bytes"}
+    return f"scalar-{names[kind]}" if kind in names else None
+
+
 def integer_schema(
     format_: str, low: int, high: int, *, request: bool, text: bool = False
 ) -> Schema:

@@ -22,6 +22,7 @@ from protoc_gen_restmon.runtime.openapi.scalars import (
     enum_schema,
     map_key_schema,
     scalar_schema,
+    shared_scalar_name,
 )
 
 COMPONENTS: Final = "#/components/schemas/"
@@ -118,7 +119,14 @@ class Schemas:
             return self.message_ref(field.message_type, request=request)
         if field.enum_type is not None:
             return self.enum_ref(field.enum_type, request=request)
-        return scalar_schema(field, request=request)
+        schema = scalar_schema(field, request=request)
+        shared = shared_scalar_name(field)
+        if shared is None:
+            return schema
+        # Numbers and bytes have long patterns: one component each, not one copy per field.
+        name = component_name(shared, request=request)
+        self._components.setdefault(name, schema)
+        return {"$ref": COMPONENTS + name}
 
     def property_schema(self, field: FieldDescriptor, *, request: bool) -> Schema:
         """A field as a property: its schema (null allowed in requests) and its annotations."""
@@ -195,8 +203,8 @@ class Schemas:
             "type": "object",
             "properties": {f.json_name: self.property_schema(f, request=True) for f in fields},
         }
-        aliases = {
-            f"^{f.name}$": self.property_schema(f, request=True)
+        aliases = {  # the same schema, documented once (under the JSON name)
+            f"^{f.name}$": _undocumented(schema["properties"][f.json_name])
             for f in fields
             if f.name != f.json_name
         }
@@ -223,11 +231,18 @@ class Schemas:
         if rules:
             schema["allOf"] = rules
         if not self.options.ignore_unknown_fields:
-            schema["unevaluatedProperties"] = False
+            # Unknown keys are a 400. `additionalProperties` says so exactly here (every
+            # property is declared in this object, none in `allOf`), and more tools read it
+            # than `unevaluatedProperties` (hypothesis-jsonschema, so schemathesis, too).
+            schema["additionalProperties"] = False
         return schema
 
 
 _NOT_NULL: Final = {"not": NULL}
+
+
+def _undocumented(schema: Schema) -> Schema:
+    return {key: value for key, value in schema.items() if key != "description"}
 
 
 def _names(field: FieldDescriptor) -> list[str]:
