@@ -34,6 +34,7 @@ demo: venv
 ## (apt-get install wrk).
 bench: venv
 	$(PY) benchmarks/bench_generate.py
+	$(PY) benchmarks/bench_openapi.py
 	$(PY) benchmarks/bench_router.py
 	$(PY) benchmarks/bench_json.py
 	$(PY) benchmarks/bench_gateway.py

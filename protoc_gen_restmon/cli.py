@@ -41,9 +41,30 @@ def plugin_executable(scratch: Path) -> str:
     return str(wrapper)
 
 
+def with_openapi(opts: Sequence[str]) -> list[str]:
+    """The plugin options with `openapi` added to the outputs (`--openapi`): to the last
+    `outputs=` given, else to the default outputs.
+
+    >>> with_openapi(["outputs=routes,typing.310"])
+    ['outputs=routes+openapi', 'typing.310']
+    >>> with_openapi([])
+    ['outputs=dataclasses+routes+monitor+openapi']
+    """
+    from protoc_gen_restmon.plugin.options import DEFAULT_OUTPUTS
+
+    items = [item.strip() for opt in opts for item in opt.split(",") if item.strip()]
+    given = [i for i, item in enumerate(items) if item.startswith("outputs=")]
+    if not given:
+        return [*items, "outputs=" + "+".join((*DEFAULT_OUTPUTS, "openapi"))]
+    items[given[-1]] += "+openapi"
+    return items
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from grpc_tools import protoc
 
+    if args.openapi:
+        args.opt = with_openapi(args.opt)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     # Generated packages import each other relatively: the output root must itself be a package.
@@ -134,6 +155,12 @@ def parser() -> argparse.ArgumentParser:
     gen.add_argument("-I", "--proto_path", dest="include", action="append", default=[])
     gen.add_argument("-o", "--out", required=True, help="output root (made a Python package)")
     gen.add_argument("--opt", action="append", default=[], help="a plugin option, k=v")
+    gen.add_argument(
+        "--openapi",
+        action="store_true",
+        help="also write an OpenAPI 3.1 document per package (<package>/openapi.json); "
+        "--opt openapi_merge writes one openapi.json for the run instead",
+    )
     gen.add_argument("files", nargs="+")
     gen.set_defaults(run=cmd_generate)
     routes = commands.add_parser(

@@ -81,6 +81,21 @@ VALID_OPTIONS = [
     ),
     pytest.param("", Options(fully_decode_reserved_expansion=None), id="fully-decode-absent"),
     pytest.param(
+        "outputs=routes+openapi",
+        Options(outputs=frozenset({"routes", "openapi"})),
+        id="outputs-openapi",
+    ),
+    pytest.param(
+        "outputs=openapi,openapi_merge",
+        Options(outputs=frozenset({"openapi"}), openapi_merge=True),
+        id="openapi-merge-bare",
+    ),
+    pytest.param(
+        "outputs=openapi,openapi_merge=false",
+        Options(outputs=frozenset({"openapi"})),
+        id="openapi-merge-false",
+    ),
+    pytest.param(
         " outputs=routes , typing.direct , generate_unbound_methods ",
         Options(
             outputs=frozenset({"routes"}),
@@ -104,12 +119,12 @@ def test_parse_options_passes_betterproto_flags_through_joined() -> None:
 
 
 KNOWN = (
-    "outputs=dataclasses+routes+monitor, generate_unbound_methods[=true|false], "
+    "outputs=dataclasses+routes+monitor+openapi, generate_unbound_methods[=true|false], "
     "http_config=FILE.yaml, duplicate_routes=error|warn, "
-    "fully_decode_reserved_expansion[=true|false], pydantic_dataclasses, INCLUDE_GOOGLE, "
-    "typing.direct, typing.root, typing.310"
+    "fully_decode_reserved_expansion[=true|false], openapi_merge[=true|false], "
+    "pydantic_dataclasses, INCLUDE_GOOGLE, typing.direct, typing.root, typing.310"
 )
-OUTPUTS_HELP = "choose one or more of dataclasses+routes+monitor joined by '+'"
+OUTPUTS_HELP = "choose one or more of dataclasses+routes+monitor+openapi joined by '+'"
 
 BAD_OPTIONS = [
     pytest.param("outputs=", f"outputs='': {OUTPUTS_HELP}", id="outputs-empty"),
@@ -132,6 +147,16 @@ BAD_OPTIONS = [
         "generate_unbound_methods=",
         "generate_unbound_methods='': expected true or false",
         id="unbound-empty-value",
+    ),
+    pytest.param(
+        "openapi_merge",
+        "openapi_merge needs the openapi output: outputs=…+openapi",
+        id="openapi-merge-without-openapi",
+    ),
+    pytest.param(
+        "outputs=openapi,openapi_merge=all",
+        "openapi_merge='all': expected true or false",
+        id="openapi-merge-bad-bool",
     ),
     pytest.param(
         "fully_decode_reserved_expansion=maybe",

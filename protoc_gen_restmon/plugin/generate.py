@@ -1,4 +1,4 @@
-"""The plugin's one pass: request → (file name, content) pairs for all three outputs."""
+"""The plugin's one pass: request → (file name, content) pairs for every output asked for."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from protoc_gen_restmon.plugin.bindings import MethodSite, Problems, collect_bin
 from protoc_gen_restmon.plugin.descriptors import DescriptorIndex
 from protoc_gen_restmon.plugin.errors import GenerationError, Where
 from protoc_gen_restmon.plugin.http_config import HttpConfig, load_http_config
+from protoc_gen_restmon.plugin.openapi_output import openapi_files
 from protoc_gen_restmon.plugin.options import Options, parse_options
 from protoc_gen_restmon.plugin.render import render_monitor, render_routes
 from protoc_gen_restmon.plugin.views import (
@@ -50,7 +51,14 @@ def generate(request: CodeGeneratorRequest, raw_request: bytes) -> list[tuple[st
     for message in problems.messages:
         print(message, file=sys.stderr)
     problems.raise_if_any()
+    by_package = _bindings_by_package(sites, bindings, packages)
     out: list[tuple[str, str]] = []
+    if "openapi" in options.outputs:  # before the dataclasses: its errors come without waiting
+        out.extend(
+            openapi_files(
+                request.proto_file, packages, by_package, sites, merge=options.openapi_merge
+            )
+        )
     if "dataclasses" in options.outputs:
         # Imported here: betterproto's compiler is costly to import and not always needed.
         from protoc_gen_restmon.plugin.dataclasses import (
@@ -64,9 +72,26 @@ def generate(request: CodeGeneratorRequest, raw_request: bytes) -> list[tuple[st
             raise GenerationError.one(Where(err.package or "(betterproto)"), str(err)) from err
     for package, files in packages.items():
         out.extend(
-            _package_modules(request, index, options, packages, package, files, sites, bindings)
+            _package_modules(
+                request, index, options, packages, package, files, sites, bindings, by_package
+            )
         )
     return out
+
+
+def _bindings_by_package(
+    sites: list[MethodSite],
+    bindings: dict[str, tuple[Binding, ...]],
+    packages: dict[str, list[FileDescriptorProto]],
+) -> dict[str, tuple[Binding, ...]]:
+    """Each package's bindings, service by service in declaration order (its route module's)."""
+    services: dict[str, dict[str, None]] = {package: {} for package in packages}
+    for site in sites:
+        services[site.file.package][site.service_name] = None
+    return {
+        package: tuple(b for name in names for b in bindings[name])
+        for package, names in services.items()
+    }
 
 
 def _fully_decode(options: Options, config: HttpConfig) -> bool:
@@ -103,11 +128,11 @@ def _package_modules(
     files: list[FileDescriptorProto],
     sites: list[MethodSite],
     bindings: dict[str, tuple[Binding, ...]],
+    by_package: dict[str, tuple[Binding, ...]],
 ) -> Iterator[tuple[str, str]]:
     own = [site for site in sites if site.file.package == package]
     if "routes" in options.outputs:
-        package_bindings = tuple(b for s in _service_names(own) for b in bindings[s])
-        view = routes_view(package, files, package_bindings)
+        view = routes_view(package, files, by_package[package])
         yield module_path(package, ROUTES_MODULE), render_routes(view)
     if "monitor" in options.outputs:
         services = _services(index, own, bindings, options.pydantic)

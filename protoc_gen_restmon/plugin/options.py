@@ -6,7 +6,10 @@ from dataclasses import dataclass
 
 from protoc_gen_restmon.plugin.errors import GenerationError, Where
 
-OUTPUTS = ("dataclasses", "routes", "monitor")
+OUTPUTS = ("dataclasses", "routes", "monitor", "openapi")
+# Without `outputs=`: the three Python outputs. The OpenAPI document is asked for
+# (`outputs=…+openapi`), so builds and golden files made before it existed stay as they were.
+DEFAULT_OUTPUTS = ("dataclasses", "routes", "monitor")
 
 # betterproto's own options, passed through to its compiler unchanged.
 BETTERPROTO_FLAGS = ("pydantic_dataclasses", "INCLUDE_GOOGLE")
@@ -19,7 +22,7 @@ _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no"
 class Options:
     """What to write and how. Built only by `parse_options`, so every value is checked."""
 
-    outputs: frozenset[str] = frozenset(OUTPUTS)
+    outputs: frozenset[str] = frozenset(DEFAULT_OUTPUTS)
     betterproto: tuple[str, ...] = ()  # pass-through flags, in the order given
     generate_unbound_methods: bool = False
     http_config: str | None = None  # a gRPC API Configuration YAML file with `http: rules:`
@@ -27,6 +30,9 @@ class Options:
     duplicate_routes: str = "error"
     # None: as the http_config YAML says (false without one); given, it wins over the YAML.
     fully_decode_reserved_expansion: bool | None = None
+    # One OpenAPI document for the whole run (`openapi.json` at the output root) instead of one
+    # per package; only with the openapi output.
+    openapi_merge: bool = False
 
     @property
     def betterproto_parameter(self) -> str:
@@ -43,12 +49,13 @@ def parse_options(parameter: str) -> Options:
     >>> parse_options("outputs=routes+monitor,typing.310").outputs == {"routes", "monitor"}
     True
     """
-    outputs: frozenset[str] = frozenset(OUTPUTS)
+    outputs: frozenset[str] = frozenset(DEFAULT_OUTPUTS)
     passthrough: list[str] = []
     unbound = False
     http_config: str | None = None
     duplicates = "error"
     fully_decode: bool | None = None
+    merge = False
     for item in filter(None, (part.strip() for part in parameter.split(","))):
         key, has_value, value = item.partition("=")
         if not has_value and (key in BETTERPROTO_FLAGS or key in BETTERPROTO_TYPING):
@@ -67,11 +74,17 @@ def parse_options(parameter: str) -> Options:
             duplicates = value
         elif key == "fully_decode_reserved_expansion":
             fully_decode = _parse_bool(key, value) if has_value else True
+        elif key == "openapi_merge":
+            merge = _parse_bool(key, value) if has_value else True
         else:
             raise _option_error(f"unknown option {item!r}; known: {_known()}")
     if sum(flag.startswith("typing.") for flag in passthrough) > 1:
         raise _option_error("give at most one of " + ", ".join(BETTERPROTO_TYPING))
-    return Options(outputs, tuple(passthrough), unbound, http_config, duplicates, fully_decode)
+    if merge and "openapi" not in outputs:
+        raise _option_error("openapi_merge needs the openapi output: outputs=…+openapi")
+    return Options(
+        outputs, tuple(passthrough), unbound, http_config, duplicates, fully_decode, merge
+    )
 
 
 def _parse_outputs(value: str) -> frozenset[str]:
@@ -93,11 +106,12 @@ def _parse_bool(key: str, value: str) -> bool:
 
 def _known() -> str:
     names = [
-        "outputs=dataclasses+routes+monitor",
+        "outputs=dataclasses+routes+monitor+openapi",
         "generate_unbound_methods[=true|false]",
         "http_config=FILE.yaml",
         "duplicate_routes=error|warn",
         "fully_decode_reserved_expansion[=true|false]",
+        "openapi_merge[=true|false]",
         *BETTERPROTO_FLAGS,
         *BETTERPROTO_TYPING,
     ]

@@ -161,3 +161,12 @@ def descriptor_set(scratch: Path, includes: list[Path], files: list[str]) -> Fil
     if result.returncode:
         raise AssertionError(f"protoc failed: {result.stderr}")
     return FileDescriptorSet.FromString(target.read_bytes())
+
+
+def with_parameter(raw_request: bytes, parameter: str) -> bytes:
+    """A captured request as protoc would send it with `--<plugin>_opt=parameter` instead."""
+    from google.protobuf.compiler.plugin_pb2 import CodeGeneratorRequest
+
+    request = CodeGeneratorRequest.FromString(raw_request)
+    request.parameter = parameter
+    return request.SerializeToString()

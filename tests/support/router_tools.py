@@ -161,8 +161,9 @@ def corpus_http_files() -> list[str]:
     return sorted(str(p.relative_to(CORPUS)) for d in directories for p in d.glob("*.proto"))
 
 
-def generate_corpus_routes(out: Path) -> None:
-    """Route modules of every googleapis package with an http rule, in one protoc run (~35 s).
+def generate_corpus_routes(out: Path, outputs: str = "routes") -> None:
+    """Route modules (or other `outputs`, e.g. `openapi`) of every googleapis package with an
+    http rule, in one protoc run (~35 s for routes).
 
     One run rather than one per directory (as test_corpus.py does, ~200 s on 2 cores): the
     bindings are the same. google/protobuf is left out: protoc cannot compile its editions.
@@ -174,7 +175,7 @@ def generate_corpus_routes(out: Path) -> None:
             f"-I{CORPUS}",
             f"--plugin=protoc-gen-restmon={plugin}",
             f"--restmon_out={out}",
-            "--restmon_opt=outputs=routes,duplicate_routes=warn",
+            f"--restmon_opt=outputs={outputs},duplicate_routes=warn",
             *files,
         ]
     )
