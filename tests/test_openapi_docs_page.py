@@ -60,9 +60,10 @@ def fixture_document(base: str) -> dict[str, Any]:
     return document
 
 
-@pytest.fixture(name="docs")
+@pytest.fixture(scope="module", name="docs")
 def fixture_docs(browser: Browser, base: str) -> Iterator[tuple[Watched, list[str]]]:
-    """The docs page, loaded and rendered; every URL it requested."""
+    """The docs page, loaded and rendered once for the module (Swagger UI's bundle is 1.7 MB:
+    each load costs seconds on a busy machine); every URL it requested."""
     context = browser.new_context()
     try:
         page = context.new_page()
