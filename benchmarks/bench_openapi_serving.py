@@ -2,7 +2,9 @@
 request) and what answering it costs afterwards, against an API call in the same run.
 
 - in process: the ASGI app called directly, N requests in a loop (no HTTP), median and p99;
-- over HTTP: uvicorn (httptools) in a thread, one keep-alive httpx client, N requests;
+- over HTTP: uvicorn (httptools) in a thread, one keep-alive httpx client, N requests; and,
+  when `wrk` is installed, `wrk -t1 -c1 -d4s --latency` (its median: a C client, so the figure
+  is the server's far more than httpx's);
 - the baseline in both: `GET /v1/shelves/fiction` (GetShelf, a small JSON answer).
 
 With `--corpus`, also the build time of google/cloud/aiplatform/v1's document (proxy mode),
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import statistics
 import subprocess
 import sys
@@ -124,6 +127,31 @@ def over_http(app: Any, n: int) -> dict[str, tuple[float, float]]:
         thread.join()
 
 
+def wrk_medians(app: Any) -> dict[str, str]:
+    """`wrk`'s median latency per path (one connection, 4 s each), under uvicorn."""
+    if shutil.which("wrk") is None:
+        return {}
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    medians = {}
+    try:
+        for name, path in (("openapi", "/openapi.json"), ("api", "/v1/shelves/fiction")):
+            url = f"http://127.0.0.1:{port}{path}"
+            command = ["wrk", "-t1", "-c1", "-d4s", "--latency", url]
+            out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+            medians[name] = next(
+                line.split("%", 1)[1].strip() for line in out.splitlines() if "50%" in line
+            )
+    finally:
+        server.should_exit = True
+        thread.join()
+    return medians
+
+
 def first_request(make: Callable[[], Any]) -> tuple[float, float, float, int]:
     """(gateway construction s, first /openapi.json s, second s, document bytes)."""
     start = time.perf_counter()
@@ -174,6 +202,7 @@ def main() -> None:
         app = make()
         local = in_process(app, args.requests)
         http = over_http(app, max(args.requests // 4, 200))
+        wrk = wrk_medians(app)
     lines += [
         "| gateway | construction | first /openapi.json (builds) | second | document |",
         "|---|---|---|---|---|",
@@ -193,6 +222,8 @@ def main() -> None:
         lines.append(
             f"| {name} | {om:.0f} µs ({op:.0f}) | {am:.0f} µs ({ap:.0f}) | {om / am:.2f} |"
         )
+    if wrk:
+        lines.append(f"| HTTP (uvicorn, wrk -c1) | {wrk['openapi']} | {wrk['api']} | |")
     text = "\n".join(lines)
     print(text)
     if args.write:
