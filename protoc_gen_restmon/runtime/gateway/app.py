@@ -241,16 +241,8 @@ class Gateway:
             except RpcError as err:
                 if err.http_status != 405:
                     continue
-                raise ConfigError(
-                    f"{path}: an API route has this path ({err.message}); the gateway "
-                    "serves its OpenAPI document and docs page there: rename them "
-                    "(GatewayOptions openapi_path, docs_path) or turn them off (None)"
-                ) from None
-            raise ConfigError(
-                f"{path}: the route {binding} matches it; the gateway serves its OpenAPI "
-                "document and docs page there: rename them (GatewayOptions openapi_path, "
-                "docs_path) or turn them off (None)"
-            )
+                raise _page_clash(path, f"an API route has this path ({err.message})") from None
+            raise _page_clash(path, f"the route {binding} matches it")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -263,8 +255,8 @@ class Gateway:
         exchange = Exchange(receive, send)
         observation: Observation | None = None
         code, message = Code.OK, ""
-        path = raw_path(scope)
         try:
+            path = raw_path(scope)
             if path in self.pages:
                 await self.pages.serve(scope, exchange.send, path, headers)
                 return
@@ -466,6 +458,13 @@ def _call_info(scope: Scope, method: RpcMethod, request_id: str) -> CallInfo:
             for name, value in scope.get("headers", ())
         ),
         grpc_type=GRPC_TYPES[method.spec.cardinality],
+    )
+
+
+def _page_clash(path: str, why: str) -> ConfigError:
+    return ConfigError(
+        f"{path}: {why}; the gateway serves its OpenAPI document and docs page there: rename "
+        "them (GatewayOptions openapi_path, docs_path) or turn them off (None)"
     )
 
 
