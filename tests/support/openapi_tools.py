@@ -87,3 +87,50 @@ def _absolute(schema: Any) -> Any:
     if isinstance(schema, list):
         return [_absolute(item) for item in schema]
     return schema
+
+
+# --- The every-type proto behind an HTTP binding, with the example protos ------------------------
+
+ECHO_PROTO = """\
+syntax = "proto3";
+
+package codectest.v1;
+
+import "codectest/v1/all_types.proto";
+import "google/api/annotations.proto";
+
+service EchoService {
+  rpc Echo(AllTypes) returns (AllTypes) {
+    option (google.api.http) = {post: "/v1/echo" body: "*"};
+  }
+}
+"""
+
+
+def codec_request(scratch: Path) -> bytes:
+    """protoc's request for the example protos plus the every-type proto and its service."""
+    from tests.support.protoc_tools import EXAMPLE_FILES, PROTOS
+    from tests.support.runtime_fixtures import ALL_TYPES_FILE, ALL_TYPES_PROTO
+
+    extra = scratch / "extra"
+    names = write_protos(
+        extra, {ALL_TYPES_FILE: ALL_TYPES_PROTO, "codectest/v1/echo.proto": ECHO_PROTO}
+    )
+    return capture_request(scratch, [PROTOS, extra], [*EXAMPLE_FILES, *names])
+
+
+def inline_refs(schema: Any, document: dict[str, Any], budget: int = 3) -> Any:
+    """`schema` with its `$ref`s replaced by the components they name, for generators that do
+    not follow references; past `budget` nested references (recursion) a reference becomes
+    `false` (nothing), and the Any component too (its `@type` must name a known type)."""
+    if isinstance(schema, list):
+        return [inline_refs(item, document, budget) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    ref = schema.get("$ref")
+    if isinstance(ref, str):
+        name = ref.rsplit("/", 1)[-1]
+        if budget == 0 or name.startswith("google.protobuf.Any"):
+            return False
+        return inline_refs(document["components"]["schemas"][name], document, budget - 1)
+    return {key: inline_refs(value, document, budget) for key, value in schema.items()}

@@ -223,7 +223,10 @@ class Schemas:
         if rules:
             schema["allOf"] = rules
         if not self.options.ignore_unknown_fields:
-            schema["unevaluatedProperties"] = False
+            # Unknown keys are a 400. `additionalProperties` says so exactly here (every
+            # property is declared in this object, none in `allOf`), and more tools read it
+            # than `unevaluatedProperties` (hypothesis-jsonschema, so schemathesis, too).
+            schema["additionalProperties"] = False
         return schema
 
 
