@@ -43,6 +43,7 @@ bench: venv
 	$(PY) benchmarks/bench_proxy_memory.py
 	$(PY) benchmarks/bench_monitor_store.py
 	$(PY) benchmarks/bench_monitor_overhead.py
+	$(PY) benchmarks/bench_openapi_serving.py
 
 lint: venv
 	$(BIN)/ruff check protoc_gen_restmon tests benchmarks examples

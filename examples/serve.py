@@ -31,6 +31,7 @@ from protoc_gen_restmon.serve_cli import add_limit_arguments, connection_limits
 GRACE = 10.0  # seconds calls in flight get on SIGTERM/SIGINT (restmon serve's --grace default)
 
 CURLS = """\
+API docs: http://{host}:{port}/docs (Swagger UI), the OpenAPI document: http://{host}:{port}/openapi.json
 Try:
   curl -s localhost:{port}/v1/shelves
   curl -s localhost:{port}/v1/shelves/fiction/books/dune
@@ -76,7 +77,7 @@ async def serve(args: argparse.Namespace) -> None:
     gateway = Gateway(services=[service], monitor=monitor)
     admin = AdminApp(monitor, packages=[pb], proto_dir=Path(root) / "protos")
     print(f"gRPC on {host}:{args.grpc_port}, REST on http://{host}:{http_port}")
-    print(CURLS.format(port=http_port))
+    print(CURLS.format(host=host, port=http_port))
     print(ADMIN.format(port=http_port, db=db, token=demo_token(monitor)), flush=True)
     config = uvicorn.Config(
         with_admin(gateway, admin), host=host, port=http_port, log_level="warning", http=args.http

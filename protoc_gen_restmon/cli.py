@@ -1,5 +1,5 @@
-"""The `restmon` command: generate code with the plugin, list routes; `serve`, `keys` and
-`admin` live in serve_cli and monitor_cli."""
+"""The `restmon` command: generate code with the plugin, list routes, write the OpenAPI
+document a gateway serves; `serve`, `keys` and `admin` live in serve_cli and monitor_cli."""
 
 from __future__ import annotations
 
@@ -148,6 +148,37 @@ def cmd_routes(args: argparse.Namespace) -> int:
     return 0
 
 
+# Never connected: a proxy-mode Gateway opens its channel on its first call only.
+UNUSED_UPSTREAM = "127.0.0.1:9"
+
+
+def cmd_openapi(args: argparse.Namespace) -> int:
+    """Write the OpenAPI document a gateway serving these packages serves at /openapi.json
+    (`restmon serve --package …` in front of any server): the same Gateway builds it."""
+    from protoc_gen_restmon.runtime.errors import ConfigError
+    from protoc_gen_restmon.runtime.gateway.app import Gateway, GatewayOptions
+    from protoc_gen_restmon.runtime.openapi.serialize import dump_json, dump_yaml
+
+    sys.path.insert(0, os.getcwd())
+    try:
+        packages = [found for name in args.modules for found in serve_cli.generated_packages(name)]
+        gateway = Gateway(
+            upstream=UNUSED_UPSTREAM,
+            packages=packages,
+            options=GatewayOptions(error_format=args.error_format),
+        )
+    except (serve_cli.UsageError, ConfigError) as err:
+        print(f"restmon openapi: {err}", file=sys.stderr)
+        return 2
+    document = gateway.api.document()
+    text = dump_yaml(document) if args.yaml else dump_json(document)
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text, encoding="utf-8")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="restmon", description=__doc__)
     commands = top.add_subparsers(dest="command", required=True)
@@ -172,6 +203,25 @@ def parser() -> argparse.ArgumentParser:
     )
     routes.add_argument("modules", nargs="+", help="generated package or route module, dotted")
     routes.set_defaults(run=cmd_routes)
+    openapi = commands.add_parser(
+        "openapi",
+        help="write the OpenAPI 3.1 document of generated packages",
+        description="Write the OpenAPI 3.1 document that a gateway serving these packages "
+        "serves at /openapi.json (built the same way, from the descriptors embedded in their "
+        "monitor modules), as JSON or YAML.",
+    )
+    openapi.add_argument(
+        "modules", nargs="+", help="a generated package (gen.bookstore.v1) or one holding them"
+    )
+    openapi.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
+    openapi.add_argument("--yaml", action="store_true", help="YAML rather than JSON")
+    openapi.add_argument(
+        "--error-format",
+        default="status",
+        choices=serve_cli.ERROR_FORMATS,
+        help="the error bodies documented: as `restmon serve --error-format`",
+    )
+    openapi.set_defaults(run=cmd_openapi)
     serve_cli.register(commands)
     monitor_cli.register(commands)
     return top

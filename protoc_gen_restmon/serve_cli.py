@@ -143,10 +143,15 @@ def proxy_gateway(args: argparse.Namespace) -> tuple[App, Monitor | None]:
         gateway = Gateway(
             upstream=args.upstream,
             packages=packages,
-            options=GatewayOptions(upstream=upstream, error_format=args.error_format),
+            options=GatewayOptions(
+                upstream=upstream,
+                error_format=args.error_format,
+                openapi_path=args.openapi_path or None,
+                docs_path=(args.docs_path or None) if args.openapi_path else None,
+            ),
             monitor=monitor,
         )
-    except ConfigError as err:  # a TLS file that cannot be read
+    except ConfigError as err:  # a TLS file that cannot be read, --docs-path on a route
         if monitor is not None:
             monitor.close()
         raise UsageError(str(err)) from err
@@ -359,6 +364,19 @@ def register(commands: Any) -> None:
         help="error bodies: a google.rpc.Status (status, the default) or Google's AIP-193 "
         '{"error": {"code", "message", "status", "details"}} (google), which Google\'s '
         "generated REST clients read",
+    )
+    serve.add_argument(
+        "--openapi-path",
+        default="/openapi.json",
+        metavar="PATH",
+        help="where the OpenAPI document is served; '' turns it (and the docs page) off; "
+        "default /openapi.json",
+    )
+    serve.add_argument(
+        "--docs-path",
+        default="/docs",
+        metavar="PATH",
+        help="where the docs page (Swagger UI) is served; '' turns it off; default /docs",
     )
     serve.add_argument("--root-path", default="", help="the path prefix a reverse proxy strips")
     serve.add_argument("--log-level", default="info", choices=LOG_LEVELS)

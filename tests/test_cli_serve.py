@@ -122,6 +122,16 @@ def test_serve_runs_below_the_root_path(served: str) -> None:
     assert missing.json()["message"] == "no route matches the path '/v2/nothing'"
 
 
+def test_serve_serves_the_openapi_document_and_docs_page(served: str) -> None:
+    """Below --root-path /api: the document's server and the page's URLs say /api."""
+    document = httpx.get(f"{served}/openapi.json")
+    assert document.status_code == 200, document.text
+    assert document.json()["servers"] == [{"url": "/api"}]
+    page = httpx.get(f"{served}/docs")
+    assert page.status_code == 200
+    assert 'data-openapi-url="/api/openapi.json"' in page.text
+
+
 def test_serve_finds_packages_from_the_working_directory(
     bookstore_pb: ModuleType, upstream: RunningUpstream
 ) -> None:
@@ -307,6 +317,11 @@ def test_upstream_option_without_a_key_is_a_usage_error(
             ["--upstream", "localhost:1", "--package", f"{GENERATED}.google"],
             "holds no protoc-gen-restmon modules",
             id="generated-without-routes",
+        ),
+        pytest.param(
+            ["--upstream", "localhost:1", "--package", GENERATED, "--docs-path", "/v1/shelves"],
+            "/v1/shelves: the route GET /v1/shelves",
+            id="docs-on-an-api-route",
         ),
     ],
 )

@@ -164,6 +164,11 @@ def test_built_wheel_carries_the_templates(tmp_path: Path, example_files: dict[s
         names = set(archive.namelist())
     assert "protoc_gen_restmon/py.typed" in names  # PEP 561: users' type checkers read our hints
     assert "protoc_gen_restmon/runtime/admin/dashboard.html" in names
+    # The gateway's docs page: its own files and the vendored Swagger UI, license included.
+    apidocs = "protoc_gen_restmon/runtime/apidocs"
+    assert {f"{apidocs}/docs.html", f"{apidocs}/docs.js"} <= names
+    swagger = ("swagger-ui-bundle.js", "swagger-ui.css", "LICENSE", "NOTICE", "README.md")
+    assert {f"{apidocs}/swagger_ui/{name}" for name in swagger} <= names
     fresh = tmp_path / "venv"
     venv.create(fresh, with_pip=True)
     fresh_python = fresh / "bin" / "python"

@@ -7,10 +7,11 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.protobuf.message import Message
 
+from protoc_gen_restmon.runtime.apidocs import ApiDocument, ApiPages, page_paths
 from protoc_gen_restmon.runtime.errors import ConfigError
 from protoc_gen_restmon.runtime.gateway.backends import (
     Answer,
@@ -74,6 +75,9 @@ from protoc_gen_restmon.runtime.transcode.request import HTTP_BODY, TranscodeOpt
 from protoc_gen_restmon.runtime.transcode.system import may_ask_enum_numbers, wants_enum_numbers
 from protoc_gen_restmon.runtime.transcode.values import parse_query
 
+if TYPE_CHECKING:
+    from protoc_gen_restmon.runtime.openapi import ApiInfo
+
 logger = logging.getLogger("protoc_gen_restmon.gateway")
 
 NDJSON_MEDIA_TYPES = frozenset({NDJSON.decode(), "application/jsonl"})
@@ -94,11 +98,25 @@ class GatewayOptions:
     # Decode multi-segment variables fully but for %2F (google.api.Http's flag) on every route,
     # also those generated without it; False keeps what each binding was generated with.
     fully_decode_reserved_expansion: bool = False
+    # Where the gateway serves its OpenAPI document and the docs page (Swagger UI) showing
+    # it, below its root_path; None turns one off (the docs page needs the document). Neither
+    # may be a path an API route matches: building the gateway fails (ConfigError).
+    openapi_path: str | None = "/openapi.json"
+    docs_path: str | None = "/docs"
+    # The document's info (title, version, description); None: build_document's default.
+    openapi_info: ApiInfo | None = None
 
     def __post_init__(self) -> None:
         if self.error_format not in ERROR_FORMATS:
             choices = ", ".join(map(repr, ERROR_FORMATS))
             raise ConfigError(f"error_format: {self.error_format!r} is not one of {choices}")
+        for name in ("openapi_path", "docs_path"):
+            _check_page_path(name, getattr(self, name))
+        if self.docs_path is not None and self.openapi_path is None:
+            raise ConfigError(
+                "docs_path: the docs page shows the OpenAPI document: "
+                "give openapi_path too, or docs_path=None"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +172,7 @@ class Gateway:
         self._forward = forwarded_names(self.options.upstream.forward_headers)
         self.registry = DescriptorRegistry()
         self._methods: dict[str, _Method] = {}
+        self._monitors: dict[str, ModuleType] = {}  # the services' monitor modules, by name
         bindings: list[Binding] = []
         self.backend: Backend
         self._local = upstream is None
@@ -176,9 +195,20 @@ class Gateway:
         if self.options.fully_decode_reserved_expansion:
             bindings = [replace(b, fully_decode_reserved_expansion=True) for b in bindings]
         self.router = Router(bindings)
+        self.api = ApiDocument(
+            modules=list(self._monitors.values()),
+            bindings=bindings,
+            json_options=self.options.json,
+            error_format=self.options.error_format,
+            api_key_services=self._keyed_services(),
+            info=self.options.openapi_info,
+        )
+        self._check_pages()
+        self.pages = ApiPages(self.api, self.options.openapi_path, self.options.docs_path)
 
     def _add_service(self, generated: GeneratedPackage, service: ServiceSpec) -> list[Binding]:
         self.registry.add_module(generated.monitor)
+        self._monitors.setdefault(generated.monitor.__name__, generated.monitor)
         for spec in service.methods:
             rpc = RpcMethod(
                 spec=spec,
@@ -188,6 +218,32 @@ class Gateway:
             self._methods[spec.grpc_path] = _Method.of(rpc)
         routes: tuple[Binding, ...] = generated.routes.BINDINGS
         return [b for b in routes if b.service == service.name]
+
+    def _keyed_services(self) -> frozenset[str]:
+        """The services whose every method needs an API key (the monitor's `require_keys`)."""
+        requires = getattr(self.monitor, "requires_key", None)
+        if requires is None:
+            return frozenset()
+        services: dict[str, list[str]] = {}
+        for path in self._methods:
+            service, _, _ = path[1:].rpartition("/")
+            services.setdefault(service, []).append(path)
+        return frozenset(
+            service
+            for service, paths in services.items()
+            if all(requires(service, path) for path in paths)
+        )
+
+    def _check_pages(self) -> None:
+        """The document and docs paths must not be paths of API routes (any method)."""
+        for path in page_paths(self.options.openapi_path, self.options.docs_path):
+            try:
+                binding = self.router.match("GET", path).binding
+            except RpcError as err:
+                if err.http_status != 405:
+                    continue
+                raise _page_clash(path, f"an API route has this path ({err.message})") from None
+            raise _page_clash(path, f"the route {binding} matches it")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -201,7 +257,11 @@ class Gateway:
         observation: Observation | None = None
         code, message = Code.OK, ""
         try:
-            match = self.router.match(scope["method"], raw_path(scope))
+            path = raw_path(scope)
+            if path in self.pages:
+                await self.pages.serve(scope, exchange.send, path, headers)
+                return
+            match = self.router.match(scope["method"], path)
             call = _Call(self._methods[match.binding.grpc_path], match, scope, headers)
             if self.monitor is not NO_OBSERVER:  # a CallInfo only for an observer
                 observation = self.monitor.begin(_call_info(scope, call.method.rpc, request_id))
@@ -421,6 +481,23 @@ def _may_refuse(scope: Scope, forward: frozenset[bytes]) -> bool:
     client = scope.get("client")
     host = str(client[0]) if client and client[0] else ""
     return not (host.isascii() and host.isprintable())
+
+
+def _page_clash(path: str, why: str) -> ConfigError:
+    return ConfigError(
+        f"{path}: {why}; the gateway serves its OpenAPI document and docs page there: rename "
+        "them (GatewayOptions openapi_path, docs_path) or turn them off (None)"
+    )
+
+
+def _check_page_path(name: str, path: str | None) -> None:
+    if path is None:
+        return
+    if not path.startswith("/") or path == "/" or path.endswith("/") or "?" in path or "#" in path:
+        raise ConfigError(
+            f"{name}: {path!r} is not a path like /openapi.json (a leading /, no trailing /, "
+            "no query)"
+        )
 
 
 def _request_id(scope: Scope) -> str:

@@ -189,6 +189,11 @@ class Monitor:
         self.writer.submit(call)
         return call
 
+    def requires_key(self, service: str, path: str) -> bool:
+        """Whether calls of `path` (`/pkg.Service/Method`) of `service` need an API key
+        (`require_keys`); the gateway's OpenAPI document says so."""
+        return self._policy.requires(service, path)
+
     def method_state(self, service: str, method: str, grpc_type: str = "") -> MethodState:
         """What is known of a method, worked out once (on its first call, or by an observer
         that knows its methods in advance)."""
