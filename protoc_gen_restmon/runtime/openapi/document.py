@@ -12,7 +12,7 @@ from google.protobuf.descriptor_pb2 import FileDescriptorProto
 from protoc_gen_restmon.runtime.jsoncodec.options import DEFAULT_OPTIONS, JsonOptions
 from protoc_gen_restmon.runtime.openapi import errors
 from protoc_gen_restmon.runtime.openapi.comments import Comments, split_summary
-from protoc_gen_restmon.runtime.openapi.naming import UniqueNames, operation_id_base
+from protoc_gen_restmon.runtime.openapi.naming import UniqueNames, operation_id_base, unique_titles
 from protoc_gen_restmon.runtime.openapi.parameters import (
     OpenApiPath,
     PathNamer,
@@ -232,7 +232,7 @@ class _Builder:
         schemas = self.schemas.components()
         schemas[error_name] = errors.error_body_schema(self.error_format)
         components: dict[str, Any] = {
-            "schemas": dict(sorted(schemas.items())),
+            "schemas": unique_titles(dict(sorted(schemas.items()))),
             "responses": errors.response_components(self.error_format),
             "headers": {errors.REQUEST_ID: errors.request_id_header()},
         }

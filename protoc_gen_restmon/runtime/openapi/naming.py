@@ -7,8 +7,9 @@ one document (docs/openapi.md, "Names").
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable
-from typing import Final
+from typing import Any, Final
 
 # Component keys must match ^[a-zA-Z0-9.\-_]+$ (OpenAPI 3.1 §4.8.7.1); full proto names do.
 INPUT_SUFFIX: Final = "-Input"  # `-` is never part of a proto name: no clash with a message
@@ -71,3 +72,39 @@ def parameter_name(text: str) -> str:
     """A path parameter name from a literal or field path: only characters safe in a template."""
     cleaned = _PARAMETER_CHARS.sub("_", text)
     return cleaned or "param"
+
+
+def unique_titles(schemas: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The components with titles unique in the document.
+
+    Client generators name their classes after titles (openapi-python-client refuses two models
+    with one title), and every message has two views and may share its short name with a
+    message of another package. A request view's title gets an `Input` suffix (`Book`,
+    `BookInput`); a title still shared is qualified by the package (`BookstoreV1Book`).
+    """
+    wanted = {name: _short_title(name, schema) for name, schema in schemas.items()}
+    counts = Counter(title for title in wanted.values() if title is not None)
+    unique = UniqueNames()
+    titled: dict[str, dict[str, Any]] = {}
+    for name, schema in schemas.items():
+        title = wanted[name]
+        if title is None:
+            titled[name] = schema
+            continue
+        if counts[title] > 1:
+            title = _qualified_title(name)
+        titled[name] = schema | {"title": unique.take(title)}
+    return titled
+
+
+def _short_title(name: str, schema: dict[str, Any]) -> str | None:
+    title = schema.get("title")
+    if not isinstance(title, str):
+        return None
+    return f"{title}Input" if name.endswith(INPUT_SUFFIX) else title
+
+
+def _qualified_title(name: str) -> str:
+    """`bookstore.v1.Book-Input` -> `BookstoreV1BookInput`."""
+    parts = re.split(r"[.\-_]", name)
+    return "".join(part[:1].upper() + part[1:] for part in parts if part)
