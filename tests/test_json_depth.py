@@ -20,7 +20,14 @@ from protoc_gen_restmon.runtime.jsoncodec.read import JsonSyntaxError, load_json
 
 # Strings full of what the scan must not count: brackets, quotes, backslashes.
 TRICKY_TEXT = st.text(alphabet='[]{}"\\ab/\n\u00e9', max_size=8)
-SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | TRICKY_TEXT
+# Infinity and NaN are not JSON: json.loads takes them, load_json (strict) refuses them.
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | TRICKY_TEXT
+)
 
 
 def reference_depth(value: Any) -> int:
