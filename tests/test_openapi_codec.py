@@ -292,3 +292,30 @@ def test_a_null_member_does_not_count_in_a_oneof(world: World) -> None:
     value = {"choiceText": None, "choiceNumber": 1}
     from_json(json.dumps(value), world.cls("codectest.v1.AllTypes"))
     assert check.is_valid(value)
+
+
+CHOICE = {  # AllTypes' oneof `choice`: five members, more than PAIRS_UP_TO (the linear form)
+    "choiceText": "a",
+    "choiceNumber": 1,
+    "choiceLeaf": {},
+    "choiceEmpty": {},
+    "choiceTime": "2024-01-01T00:00:00Z",
+}
+
+
+@pytest.mark.parametrize("request_view", [True, False], ids=["request", "response"])
+def test_a_large_oneof_takes_none_or_one_member_never_two(world: World, request_view: bool) -> None:
+    document = world.components(DEFAULT_OPTIONS)
+    check = validator(document, component_name("codectest.v1.AllTypes", request=request_view))
+    # A response view requires every field without presence: give them all, from the writer.
+    base = json.loads(to_json(world.cls("codectest.v1.AllTypes")())) if not request_view else {}
+    members = list(CHOICE.items())
+    if not request_view:  # a Leaf as the writer writes it: every field, defaults included
+        leaf = json.loads(to_json(world.cls("codectest.v1.Leaf")()))
+        members = [(key, leaf if key == "choiceLeaf" else value) for key, value in members]
+    assert check.is_valid(base)
+    for key, value in members:
+        assert check.is_valid(base | {key: value}), key
+    for i, (a, x) in enumerate(members):
+        for b, y in members[i + 1 :]:
+            assert not check.is_valid(base | {a: x, b: y}), (a, b)
