@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 ## every core (pytest-xdist); PYTEST_ARGS adds arguments, e.g. PYTEST_ARGS="-m 'not corpus'".
 PYTEST_ARGS ?=
 test: venv
-	$(PY) -m pytest -n auto $(PYTEST_ARGS)
+	$(PY) -m pytest -n auto --durations=30 $(PYTEST_ARGS)
 
 ## Validate the OpenAPI document of every googleapis package, the largest too (`make test`
 ## stops at 256 KiB a document: openapi-spec-validator takes ~12 CPU-minutes for all of them).
