@@ -22,11 +22,12 @@ from protoc_gen_restmon.runtime import (
     AdminApp,
     Gateway,
     Monitor,
+    add_limit_arguments,
+    connection_limits,
     create_admin_token,
     serve_until_stopped,
     with_admin,
 )
-from protoc_gen_restmon.serve_cli import add_limit_arguments, connection_limits
 
 GRACE = 10.0  # seconds calls in flight get on SIGTERM/SIGINT (restmon serve's --grace default)
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from protoc_gen_restmon.runtime.admin.app import AdminApp
     from protoc_gen_restmon.runtime.admin.auth import create_admin_token
     from protoc_gen_restmon.runtime.admin.mount import with_admin
+    from protoc_gen_restmon.runtime.connections import ConnectionLimits
     from protoc_gen_restmon.runtime.errors import ConfigError
     from protoc_gen_restmon.runtime.gateway.app import Gateway, GatewayOptions
     from protoc_gen_restmon.runtime.gateway.upstream import (
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from protoc_gen_restmon.runtime.serving import serve_until_stopped
     from protoc_gen_restmon.runtime.status import Code, RpcError
     from protoc_gen_restmon.runtime.transcode.request import TranscodeOptions
+    from protoc_gen_restmon.serve_cli import add_limit_arguments, connection_limits
 
 _EXPORTS = {
     "AdminApp": "protoc_gen_restmon.runtime.admin.app",
@@ -51,12 +53,17 @@ _EXPORTS = {
     "UpstreamOptions": "protoc_gen_restmon.runtime.gateway.upstream",
     "UpstreamTls": "protoc_gen_restmon.runtime.gateway.upstream",
     "with_admin": "protoc_gen_restmon.runtime.admin.mount",
+    # The connection limits' command-line flags (docs/deployment.md), for servers of one's own.
+    "ConnectionLimits": "protoc_gen_restmon.runtime.connections",
+    "add_limit_arguments": "protoc_gen_restmon.serve_cli",
+    "connection_limits": "protoc_gen_restmon.serve_cli",
 }
 
 __all__ = [
     "AdminApp",
     "Code",
     "ConfigError",
+    "ConnectionLimits",
     "Gateway",
     "GatewayOptions",
     "JsonOptions",
@@ -66,6 +73,8 @@ __all__ = [
     "TranscodeOptions",
     "UpstreamOptions",
     "UpstreamTls",
+    "add_limit_arguments",
+    "connection_limits",
     "create_admin_token",
     "serve_until_stopped",
     "with_admin",
