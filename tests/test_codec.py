@@ -425,6 +425,11 @@ ACCEPTED_FORMS = [
     pytest.param('{"copiesSold": 12}', {"copiesSold": "12"}, id="int64-as-number"),
     pytest.param('{"pageCount": "1e2"}', {"pageCount": 100}, id="int-in-exponent-form"),
     pytest.param('{"pageCount": 7.0}', {"pageCount": 7}, id="int-as-integral-float"),
+    pytest.param(
+        '{"genres": [1.0, "2e0"]}',
+        {"genres": ["GENRE_FICTION", "GENRE_NON_FICTION"]},
+        id="enum-integral",
+    ),
     pytest.param('{"format": 2}', {"format": "FORMAT_PAPERBACK"}, id="enum-by-number"),
     pytest.param('{"format": 9}', {"format": 9}, id="enum-unknown-number"),
     pytest.param('{"averageRating": "-Infinity"}', {"averageRating": "-Infinity"}, id="infinity"),

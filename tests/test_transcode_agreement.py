@@ -294,6 +294,13 @@ def json_format_refuses(drawn: Drawn) -> str:
         and abs(integer_of(value) or 0) > 2**53
     ):
         return "an integer written 1e20 or 18446744073709551615.0: json_format reads a double"
+    if (
+        drawn.name == "color"
+        and isinstance(value, str)
+        and not re.fullmatch(r"-?[0-9]+", value)
+        and integer_of(value) is not None
+    ):
+        return "an enum number as a string written 1e3 or 2.0: json_format's int() reads digits"
     if drawn.name == "mask" and "_" in str(value):
         return "a FieldMask path by proto names: json_format takes only lowerCamelCase"
     if drawn.name in ("f_float", "w_float"):

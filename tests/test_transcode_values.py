@@ -78,6 +78,8 @@ VALUES = [
     pytest.param("f_bytes=", {}, id="bytes-empty"),
     pytest.param("color=COLOR_GREEN", {"color": "COLOR_GREEN"}, id="enum-name"),
     pytest.param("color=2", {"color": "COLOR_GREEN"}, id="enum-number"),
+    # As for integers: JSON Schema's `integer` (the OpenAPI document's) is every integral number.
+    pytest.param("color=2.0", {"color": "COLOR_GREEN"}, id="enum-number-integral-forms"),
     pytest.param("color=7", {"color": 7}, id="open-enum-unknown-number"),
     pytest.param("color=-1", {"color": -1}, id="open-enum-negative-number"),
     pytest.param(

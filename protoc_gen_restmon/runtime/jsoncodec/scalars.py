@@ -15,10 +15,11 @@ two differ only where the mapping makes them differ, and that is the `text` para
 What is accepted: what `google.protobuf.json_format` and the mapping both accept, and RFC 3339 as
 the mapping cites it (lower-case "t" and "z", which json_format refuses). What json_format lets
 through from Python's own number and date syntax is refused: "+1", " 1", "1_000", non-ASCII
-digits, "2020-1-1T1:2:3Z", an enum given as 1.0, base64 with stray characters or padding.
-Choices where the mapping is silent: an integer may be written 1e3 or 1.0 (its value must be
-integral, exactly); numbers as text may have leading zeros, "1." and ".5"; a FieldMask path may
-be given by proto names as well as by lowerCamelCase JSON names.
+digits, "2020-1-1T1:2:3Z", base64 with stray characters or padding.
+Choices where the mapping is silent: an integer, and an enum by number, may be written 1e3 or
+1.0 (its value must be integral, exactly: JSON Schema's `integer`, which the OpenAPI document
+says, is every such number); numbers as text may have leading zeros, "1." and ".5"; a FieldMask
+path may be given by proto names as well as by lowerCamelCase JSON names.
 
 A bad value raises `FieldError` (its `path` grows outwards as it propagates); the reader turns it
 into the one `FieldValueError`, an RpcError(INVALID_ARGUMENT) naming where the value came from and
@@ -311,11 +312,11 @@ def _enum_parser(enum: EnumDescriptor) -> Convert:
             named = numbers.get(value)
             if named is not None:
                 return named
-            if not _INTEGER.match(value):
+            if integer_of(value) is None:
                 raise UnknownEnumName(f"{show(value)} is not a value of enum {full_name}")
         elif value is None and full_name == "google.protobuf.NullValue":
             return 0
-        elif kind is not int:
+        elif kind is not int and not (kind is float and value.is_integer()):
             raise FieldError(f"expected a {full_name} name or number, got {show(value)}")
         number: int = int32(value)
         if closed and number not in known:
