@@ -3,6 +3,7 @@ tests/support/ registered as a plugin (so tests name fixtures without importing 
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,10 @@ from google.protobuf.compiler.plugin_pb2 import CodeGeneratorResponse
 
 from protoc_gen_restmon.plugin.main import run
 from tests.support.protoc_tools import EXAMPLE_FILES, PROTOS, capture_request
+
+# schemathesis 4.x needs Python 3.11+ (pyproject installs it there only): on 3.10 its test
+# module is not collected. It is marked slow, which CI runs on 3.11.
+collect_ignore = ["test_openapi_fuzz.py"] if sys.version_info < (3, 11) else []
 
 
 @pytest.fixture(scope="session")
