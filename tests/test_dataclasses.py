@@ -322,6 +322,19 @@ def test_generate_dataclasses_same_bytes_for_any_worker_count(shop_request: byte
     assert generate_dataclasses(shop_request, "", workers=3) == inline
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_without_black_the_modules_are_what_black_formats(
+    shop_request: bytes, workers: int
+) -> None:
+    formatted = generate_dataclasses(shop_request, "", workers=workers)
+    unformatted = generate_dataclasses(shop_request, "", workers=workers, black=False)
+
+    assert [name for name, _ in unformatted] == [name for name, _ in formatted]
+    assert unformatted != formatted  # black did change the layout
+    for (_, raw), (_, done) in zip(unformatted, formatted, strict=True):
+        assert black.format_str(raw, mode=black.Mode()) == done
+
+
 def test_generate_dataclasses_file_order(shop_request: bytes) -> None:
     names = [name for name, _ in generate_dataclasses(shop_request, "")]
 

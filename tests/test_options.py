@@ -95,6 +95,8 @@ VALID_OPTIONS = [
         Options(outputs=frozenset({"openapi"})),
         id="openapi-merge-false",
     ),
+    pytest.param("format=none", Options(black=False), id="format-none"),
+    pytest.param("format=black", Options(), id="format-black"),
     pytest.param(
         " outputs=routes , typing.direct , generate_unbound_methods ",
         Options(
@@ -122,6 +124,7 @@ KNOWN = (
     "outputs=dataclasses+routes+monitor+openapi, generate_unbound_methods[=true|false], "
     "http_config=FILE.yaml, duplicate_routes=error|warn, "
     "fully_decode_reserved_expansion[=true|false], openapi_merge[=true|false], "
+    "format=black|none, "
     "pydantic_dataclasses, INCLUDE_GOOGLE, typing.direct, typing.root, typing.310"
 )
 OUTPUTS_HELP = "choose one or more of dataclasses+routes+monitor+openapi joined by '+'"
@@ -148,6 +151,7 @@ BAD_OPTIONS = [
         "generate_unbound_methods='': expected true or false",
         id="unbound-empty-value",
     ),
+    pytest.param("format=yapf", "format='yapf': expected black or none", id="format-unknown"),
     pytest.param(
         "openapi_merge",
         "openapi_merge needs the openapi output: outputs=…+openapi",

@@ -154,6 +154,7 @@ class _PackageJob:
     files: tuple[bytes, ...]
     # Leading comments of the package's own files: file name -> ((path, comment), ...).
     comments: dict[str, tuple[tuple[ElementPath, str], ...]] = field(default_factory=dict)
+    black: bool = True  # False: the module as rendered (option format=none)
 
     @property
     def weight(self) -> int:
@@ -161,7 +162,7 @@ class _PackageJob:
 
 
 def generate_dataclasses(
-    request_bytes: bytes, parameter: str, *, workers: int | None = None
+    request_bytes: bytes, parameter: str, *, workers: int | None = None, black: bool = True
 ) -> list[tuple[str, str]]:
     """(file name, content) pairs: what protoc-gen-python_betterproto writes for this request.
 
@@ -169,18 +170,21 @@ def generate_dataclasses(
     `INCLUDE_GOOGLE`, comma-separated); the request's own `parameter` field is ignored. Package
     modules come first, in request order, then the parent `__init__.py` files, sorted; every
     parent directory gets one (see the module docstring). `workers` caps the worker processes
-    (default: the usable CPUs; 1 runs everything in this process). Raises
+    (default: the usable CPUs; 1 runs everything in this process). `black=False` leaves the
+    modules as betterproto renders them, isort applied (the `format=none` option). Raises
     DataclassGenerationError naming the package when betterproto or black fails.
     """
     options = _parse_options(parameter)
     request = CodeGeneratorRequest.FromString(request_bytes)
-    jobs = _build_jobs(request, options)
+    jobs = _build_jobs(request, options, black)
     modules = _run_jobs(jobs, _worker_count(jobs, workers))
     out = [(_module_path(job.package), modules[job.package]) for job in jobs]
     return out + [(name, "") for name in _parent_init_files([name for name, _ in out])]
 
 
-def _build_jobs(request: CodeGeneratorRequest, options: _Options) -> list[_PackageJob]:
+def _build_jobs(
+    request: CodeGeneratorRequest, options: _Options, black: bool = True
+) -> list[_PackageJob]:
     """One job per package betterproto writes (all packages of the request but google.protobuf)."""
     by_package: dict[str, list[int]] = defaultdict(list)
     for i, file in enumerate(request.proto_file):
@@ -211,6 +215,7 @@ def _build_jobs(request: CodeGeneratorRequest, options: _Options) -> list[_Packa
                 options=options,
                 files=tuple(stripped_file(i) for i in sorted(wanted)),
                 comments={f.name: _leading_comments(f) for f in own_files},
+                black=black,
             )
         )
     return jobs
@@ -295,12 +300,16 @@ def _run_jobs(jobs: Sequence[_PackageJob], workers: int) -> dict[str, str]:
         }
         formatted: dict[str, list[Future[str]]] = {}
         failures: dict[str, BaseException] = {}
+        unformatted: dict[str, str] = {}
         for done in as_completed(rendered):
             package = rendered[done].package
             try:
                 code = done.result()
             except DataclassGenerationError as exc:
                 failures[package] = exc
+                continue
+            if not rendered[done].black:
+                unformatted[package] = code
                 continue
             chunks = split_top_level(code)
             formatted[package] = [pool.submit(_format_chunk, package, c) for c in chunks]
@@ -309,6 +318,9 @@ def _run_jobs(jobs: Sequence[_PackageJob], workers: int) -> dict[str, str]:
             for job in jobs:  # in request order, so the error raised does not depend on timing
                 if job.package in failures:
                     raise failures[job.package]
+                if job.package in unformatted:
+                    modules[job.package] = unformatted[job.package]
+                    continue
                 modules[job.package] = _join_chunks([f.result() for f in formatted[job.package]])
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
@@ -317,7 +329,10 @@ def _run_jobs(jobs: Sequence[_PackageJob], workers: int) -> dict[str, str]:
 
 
 def _generate_inline(job: _PackageJob) -> str:
-    chunks = split_top_level(_render_module(job))
+    code = _render_module(job)
+    if not job.black:
+        return code
+    chunks = split_top_level(code)
     return _join_chunks([_format_chunk(job.package, chunk) for chunk in chunks])
 
 

@@ -67,7 +67,11 @@ def generate(request: CodeGeneratorRequest, raw_request: bytes) -> list[tuple[st
         )
 
         try:
-            out.extend(generate_dataclasses(raw_request, options.betterproto_parameter))
+            out.extend(
+                generate_dataclasses(
+                    raw_request, options.betterproto_parameter, black=options.black
+                )
+            )
         except DataclassGenerationError as err:
             raise GenerationError.one(Where(err.package or "(betterproto)"), str(err)) from err
     for package, files in packages.items():

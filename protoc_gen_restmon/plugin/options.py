@@ -33,6 +33,10 @@ class Options:
     # One OpenAPI document for the whole run (`openapi.json` at the output root) instead of one
     # per package; only with the openapi output.
     openapi_merge: bool = False
+    # `format=none`: the dataclass modules as betterproto renders them, without black (black is
+    # about two thirds of generating them). Same code, other layout: for builds that only import
+    # the modules (CI over large trees); the default `black` is betterproto's own output.
+    black: bool = True
 
     @property
     def betterproto_parameter(self) -> str:
@@ -56,6 +60,7 @@ def parse_options(parameter: str) -> Options:
     duplicates = "error"
     fully_decode: bool | None = None
     merge = False
+    black = True
     for item in filter(None, (part.strip() for part in parameter.split(","))):
         key, has_value, value = item.partition("=")
         if not has_value and (key in BETTERPROTO_FLAGS or key in BETTERPROTO_TYPING):
@@ -76,6 +81,10 @@ def parse_options(parameter: str) -> Options:
             fully_decode = _parse_bool(key, value) if has_value else True
         elif key == "openapi_merge":
             merge = _parse_bool(key, value) if has_value else True
+        elif key == "format":
+            if value not in ("black", "none"):
+                raise _option_error(f"format={value!r}: expected black or none")
+            black = value == "black"
         else:
             raise _option_error(f"unknown option {item!r}; known: {_known()}")
     if sum(flag.startswith("typing.") for flag in passthrough) > 1:
@@ -83,7 +92,7 @@ def parse_options(parameter: str) -> Options:
     if merge and "openapi" not in outputs:
         raise _option_error("openapi_merge needs the openapi output: outputs=…+openapi")
     return Options(
-        outputs, tuple(passthrough), unbound, http_config, duplicates, fully_decode, merge
+        outputs, tuple(passthrough), unbound, http_config, duplicates, fully_decode, merge, black
     )
 
 
@@ -112,6 +121,7 @@ def _known() -> str:
         "duplicate_routes=error|warn",
         "fully_decode_reserved_expansion[=true|false]",
         "openapi_merge[=true|false]",
+        "format=black|none",
         *BETTERPROTO_FLAGS,
         *BETTERPROTO_TYPING,
     ]
