@@ -18,10 +18,12 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 ## Run the test suite (the googleapis corpus tests run when `make corpus` has fetched it), on
-## every core (pytest-xdist); PYTEST_ARGS adds arguments, e.g. PYTEST_ARGS="-m 'not corpus'".
+## every core (pytest-xdist; worksteal: a worker that runs dry takes tests queued for another, so
+## the long corpus tests do not leave one core idle at the end); PYTEST_ARGS adds arguments,
+## e.g. PYTEST_ARGS="-m 'not corpus'".
 PYTEST_ARGS ?=
 test: venv
-	$(PY) -m pytest -n auto --durations=30 $(PYTEST_ARGS)
+	$(PY) -m pytest -n auto --dist worksteal --durations=30 $(PYTEST_ARGS)
 
 ## Validate the OpenAPI document of every googleapis package, the largest too (`make test`
 ## stops at 256 KiB a document: openapi-spec-validator takes ~12 CPU-minutes for all of them).
