@@ -26,7 +26,7 @@ test: venv
 	$(PY) -m pytest -n auto --dist worksteal --durations=30 $(PYTEST_ARGS)
 
 ## Validate the OpenAPI document of every googleapis package, the largest too (`make test`
-## stops at 256 KiB a document: openapi-spec-validator takes ~12 CPU-minutes for all of them).
+## stops at 128 KiB a document: openapi-spec-validator takes ~12 CPU-minutes for all of them).
 openapi-corpus: venv corpus
 	RESTMON_OPENAPI_CORPUS_MAX_KIB=0 $(PY) -m pytest -s tests/test_openapi_corpus.py
 
