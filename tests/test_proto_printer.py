@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -328,19 +329,38 @@ def test_printing_is_deterministic(tmp_path: Path) -> None:
     assert print_proto(one, list(original.file)) == first[one.name]
 
 
-def compilable(files: list[str], scratch: Path) -> tuple[list[str], list[str]]:
-    """`files` minus those protoc rejects (it stops at the first bad file, so repeat)."""
-    excluded: list[str] = []
-    known = set(files)
+def compilable(files: list[str], scratch: Path, chunks: int = 32) -> tuple[list[str], list[str]]:
+    """`files` minus those protoc rejects, and the rejected ones; `scratch/corpus.binpb` holds
+    the compiled rest. protoc stops at the first bad file, so each chunk of files is compiled
+    alone and again without what it rejected (a retry costs a chunk, not the corpus), two
+    protoc processes at a time; then the rest together (for clashes between files)."""
+    parts = [files[i::chunks] for i in range(chunks)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        rejected = pool.map(
+            lambda n: _rejected(parts[n], set(files), scratch / f"chunk{n}.binpb"), range(chunks)
+        )
+        found = set().union(*rejected)
+    # Files that clash with each other (the same symbol defined twice) show only together.
+    found |= _rejected([f for f in files if f not in found], set(files), scratch / "all.binpb")
+    excluded = sorted(found)
+    remaining = [f for f in files if f not in found]
+    result = compile_set([CORPUS], remaining, scratch / "corpus.binpb")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return remaining, excluded
+
+
+def _rejected(files: list[str], known: set[str], out: Path) -> set[str]:
+    """The files of `known` that protoc rejects when compiling `files` (theirs or their
+    imports'), found one run at a time."""
+    excluded: set[str] = set()
     while True:
-        remaining = [f for f in files if f not in set(excluded)]
-        result = compile_set([CORPUS], remaining, scratch / "corpus.binpb")
+        result = compile_set([CORPUS], [f for f in files if f not in excluded], out, False)
         if result.returncode == 0:
-            return remaining, excluded
+            return excluded
         stderr = result.stderr.replace(f"{CORPUS}/", "")
-        bad = {m for m in _ERROR_FILE.findall(stderr) if m in known} - set(excluded)
+        bad = {m for m in _ERROR_FILE.findall(stderr) if m in known} - excluded
         assert bad, result.stderr[-3000:]
-        excluded.extend(sorted(bad))
+        excluded |= bad
 
 
 @pytest.mark.corpus

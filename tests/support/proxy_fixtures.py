@@ -28,6 +28,7 @@ from grpclib.server import Server, Stream
 
 from protoc_gen_restmon.runtime.gateway.app import Gateway, GatewayOptions
 from tests.support.gateway_fixtures import Reply, Served, asgi_call, make_test_service
+from tests.support.grpclib_servers import close_server
 from tests.support.servers import free_port
 
 SLOW = 3.0  # seconds GetShelf("slow") takes: longer than every deadline the tests set
@@ -90,8 +91,7 @@ def running_upstream(
 
     async def stop() -> None:
         for server in servers:
-            server.close()
-            await server.wait_closed()
+            await close_server(server)
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()

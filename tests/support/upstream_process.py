@@ -48,6 +48,7 @@ from grpclib.exceptions import GRPCError
 from grpclib.server import Server
 
 from examples.bookstore import make_service
+from tests.support.grpclib_servers import close_server
 from tests.support.servers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -171,8 +172,7 @@ async def serve(args: argparse.Namespace) -> None:
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await stop.wait()
-    server.close()  # stops listening and cancels running handlers
-    await server.wait_closed()
+    await close_server(server)  # stops listening, cancels running handlers
 
 
 def server_tls(args: argparse.Namespace) -> ssl.SSLContext | None:
