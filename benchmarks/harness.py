@@ -83,8 +83,9 @@ def summarize(collapsed: str, top: int = 30) -> str:
         for frame in set(frames):
             inclusive[frame] += int(count)
     rows = ["| function | inclusive % | self % |", "|---|---|---|"]
-    for frame, count in inclusive.most_common(top):
-        rows.append(f"| `{frame}` | {100 * count / total:.1f} | {100 * own[frame] / total:.1f} |")
+    for frame, samples in inclusive.most_common(top):
+        share, own_share = 100 * samples / total, 100 * own[frame] / total
+        rows.append(f"| `{frame}` | {share:.1f} | {own_share:.1f} |")
     return "\n".join([f"{total} samples.", "", *rows])
 
 
