@@ -38,7 +38,8 @@ demo: venv
 	$(PY) -m examples.serve demo-out
 
 ## Benchmarks (results in benchmarks/RESULTS.md); bench_gateway, bench_proxy and
-## bench_connections need wrk (apt-get install wrk).
+## bench_connections need wrk (apt-get install wrk); bench_proxy_vs_grpc_gateway also needs
+## Debian's Go and grpc-gateway packages (it prints the apt-get line when they are missing).
 bench: venv
 	$(PY) benchmarks/bench_generate.py
 	$(PY) benchmarks/bench_openapi.py
@@ -46,6 +47,7 @@ bench: venv
 	$(PY) benchmarks/bench_json.py
 	$(PY) benchmarks/bench_gateway.py
 	$(PY) benchmarks/bench_proxy.py
+	$(PY) benchmarks/bench_proxy_vs_grpc_gateway.py
 	$(PY) benchmarks/bench_connections.py
 	$(PY) benchmarks/bench_proxy_memory.py
 	$(PY) benchmarks/bench_monitor_store.py

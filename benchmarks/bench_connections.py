@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -24,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.example_package import free_port
+from benchmarks.harness import cpu_seconds
 from benchmarks.results import machine_line, write_section
 from protoc_gen_restmon.runtime.jsoncodec.depth import check_depth
 
@@ -65,12 +65,6 @@ def start(kind: str, root: Path) -> tuple[subprocess.Popen[bytes], int]:
             time.sleep(0.1)
     process.kill()
     raise RuntimeError(f"{kind} server did not start")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (/proc/PID/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wrk(process: subprocess.Popen[bytes], port: int, seconds: int, close: bool) -> float:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
 import importlib.util
 import shutil
 import socket
@@ -39,8 +38,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.bench_proxy import cpu_seconds
 from benchmarks.example_package import free_port, generate_example
+from benchmarks.harness import cpu_seconds, py_spy, summarize
+from benchmarks.harness import wrk as wrk_run
 from benchmarks.results import machine_line, write_section
 
 REPO = Path(__file__).resolve().parent.parent
@@ -143,17 +143,7 @@ def server(kind: str, root: Path) -> Iterator[tuple[int, int]]:
 
 def wrk(port: int, seconds: int = SECONDS) -> tuple[float, int]:
     """(requests/s, requests) of a wrk run; every answer must be a 2xx."""
-    out = subprocess.run(
-        ["wrk", "-t1", "-c10", f"-d{seconds}s", f"http://127.0.0.1:{port}{URL_PATH}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    if "Non-2xx" in out:
-        raise RuntimeError(f"wrk saw errors:\n{out}")
-    rate = next(line for line in out.splitlines() if line.startswith("Requests/sec"))
-    total = next(line for line in out.splitlines() if "requests in" in line)
-    return float(rate.split()[1]), int(total.split()[0])
+    return wrk_run(f"http://127.0.0.1:{port}{URL_PATH}", threads=1, connections=10, seconds=seconds)
 
 
 def measure(kind: str, root: Path) -> tuple[float, float]:
@@ -169,39 +159,10 @@ def profile(root: Path, out: Path, kind: str = "gateway") -> str:
     """py-spy's samples of a server process (the gateway's) under wrk, summed per function."""
     with server(kind, root) as (pid, port):
         wrk(port, 1)
-        spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-        options = ["--format", "raw", "--rate", "250", "--native", "--duration", str(SECONDS)]
-        options += ["--output", str(out)]
-        spying = subprocess.Popen([spy, "record", "--pid", str(pid), *options])
+        spying = py_spy(pid, SECONDS, out)
         wrk(port, SECONDS + 1)  # py-spy takes a moment to attach: the load outlasts it
         spying.wait(30)
     return summarize(out.read_text())
-
-
-def summarize(collapsed: str, top: int = 30) -> str:
-    """Inclusive and self share of the samples per Python function, from py-spy's collapsed
-    stacks (`frame;frame;… count` lines)."""
-    inclusive: collections.Counter[str] = collections.Counter()
-    own: collections.Counter[str] = collections.Counter()
-    total = 0
-    for line in collapsed.splitlines():
-        stack, _, count = line.rpartition(" ")
-        # Native frames (py-spy --native) count for the Python frame that called them.
-        frames = [_short(frame) for frame in stack.split(";") if ".py:" in frame] or ["(native)"]
-        total += int(count)
-        own[frames[-1]] += int(count)
-        for frame in set(frames):
-            inclusive[frame] += int(count)
-    rows = ["| function | inclusive % | self % |", "|---|---|---|"]
-    for frame, count in inclusive.most_common(top):
-        rows.append(f"| `{frame}` | {100 * count / total:.1f} | {100 * own[frame] / total:.1f} |")
-    return "\n".join([f"{total} samples.", "", *rows])
-
-
-def _short(frame: str) -> str:
-    """`get_shelf (examples/bookstore.py:63)` -> `get_shelf (bookstore.py)`."""
-    name, _, where = frame.partition(" (")
-    return f"{name} ({Path(where.split(':')[0]).name})" if where else name
 
 
 def in_process_overhead(root: Path) -> tuple[float, float]:

@@ -22,7 +22,6 @@ import asyncio
 import functools
 import importlib
 import importlib.util
-import os
 import shutil
 import socket
 import statistics
@@ -31,8 +30,8 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -42,6 +41,7 @@ from grpclib.encoding.base import CodecBase
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.example_package import free_port, generate_example
+from benchmarks.harness import cpu_seconds, percentile, running, wrk
 from benchmarks.results import machine_line, write_section
 
 REPO = Path(__file__).resolve().parent.parent
@@ -69,32 +69,6 @@ UPSTREAM = textwrap.dedent(
 )
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used (/proc/PID/stat), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-@contextmanager
-def running(command: list[str], port: int) -> Iterator[int]:
-    """`command` as a subprocess (its pid), once it accepts connections on `port`."""
-    process = subprocess.Popen(command)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError(f"{command[:3]} did not start") from None
-                time.sleep(0.1)
-        yield process.pid
-    finally:
-        process.terminate()
-        process.wait(10)
-
-
 class KeepAliveClient:
     """HTTP/1.1 GETs on one blocking keep-alive connection, bodies read by Content-Length."""
 
@@ -118,11 +92,6 @@ class KeepAliveClient:
     def close(self) -> None:
         self.file.close()
         self.sock.close()
-
-
-def percentile(samples: list[float], fraction: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def rest_round(port: int, samples: list[float]) -> None:
@@ -248,16 +217,8 @@ def latency(pb: ModuleType, servers: Servers) -> dict[str, list[float]]:
 
 
 def wrk_throughput(port: int) -> float:
-    out = subprocess.run(
-        ["wrk", "-t2", f"-c{CONCURRENCY}", f"-d{SECONDS}s", f"http://127.0.0.1:{port}{URL_PATH}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    if "Non-2xx" in out:
-        raise RuntimeError(f"wrk saw errors:\n{out}")
-    line = next(line for line in out.splitlines() if line.startswith("Requests/sec"))
-    return float(line.split()[1])
+    url = f"http://127.0.0.1:{port}{URL_PATH}"
+    return wrk(url, threads=2, connections=CONCURRENCY, seconds=SECONDS)[0]
 
 
 async def direct_throughput(pb: ModuleType, port: int) -> float:

@@ -100,10 +100,17 @@ class Exchange:
             raise
         finally:
             self._task = None
+            # Cancelled and forgotten: the scheduled start holds a bound method of this
+            # exchange and the cancelled watcher's CancelledError holds its frame (which holds
+            # this exchange); kept here, either would make a reference cycle of every request,
+            # its uvicorn cycle and frames included, left to the garbage collector (about a
+            # tenth of the gateway's CPU under load in benchmarks/RESULTS.md).
             if self._start is not None:
                 self._start.cancel()
+                self._start = None
             if self._watcher is not None:
                 self._watcher.cancel()
+                self._watcher = None
             if self._gone and hasattr(task, "uncancel"):  # Python 3.11+ counts cancellations
                 task.uncancel()
 
