@@ -37,6 +37,7 @@ from protoc_gen_restmon.runtime.monitor.keys import create_api_key, hash_passwor
 from protoc_gen_restmon.runtime.monitor.model import KeyType
 from protoc_gen_restmon.runtime.monitor.monitor import Monitor
 from tests.support.gateway_fixtures import make_test_service
+from tests.support.grpclib_servers import close_server
 from tests.support.monitor_fixtures import create_database, drop_database
 from tests.support.postgres_server import PostgresServer
 from tests.support.servers import free_port
@@ -99,8 +100,7 @@ def serving(monitor: Monitor, service: Any, app: Any) -> Iterator[tuple[str, int
         try:
             await server.serve(sockets=[sock])
         finally:
-            grpc_server.close()
-            await grpc_server.wait_closed()
+            await close_server(grpc_server)
 
     thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
     thread.start()

@@ -34,6 +34,7 @@ from protoc_gen_restmon.runtime.monitor.model import (
     Store,
 )
 from protoc_gen_restmon.runtime.monitor.monitor import Monitor
+from tests.support.grpclib_servers import close_server
 from tests.support.monitor_servers import uvicorn_server
 from tests.support.servers import free_port
 
@@ -83,8 +84,7 @@ async def grpclib_port(monitor: Monitor, service: Any) -> AsyncIterator[int]:
     try:
         yield port
     finally:
-        server.close()
-        await server.wait_closed()
+        await close_server(server)
 
 
 @contextlib.contextmanager

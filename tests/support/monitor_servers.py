@@ -32,6 +32,7 @@ from protoc_gen_restmon.runtime.monitor.model import CallRecord, CallStatus, Req
 from protoc_gen_restmon.runtime.monitor.monitor import Monitor
 from tests.support import servers
 from tests.support.gateway_fixtures import make_test_service
+from tests.support.grpclib_servers import close_server
 from tests.support.servers import free_port
 
 SLOW = 3.0  # seconds a slow handler sleeps: far beyond every deadline the tests set
@@ -101,8 +102,7 @@ async def grpclib_server(monitor: Monitor | None, service: Any) -> AsyncIterator
         yield channel
     finally:
         channel.close()
-        server.close()
-        await server.wait_closed()
+        await close_server(server)
 
 
 # --- A raw-bytes grpc.aio service: requests and responses are plain bytes ---
