@@ -25,9 +25,7 @@ import argparse
 import asyncio
 import importlib.util
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import textwrap
@@ -39,7 +37,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.example_package import free_port, generate_example
-from benchmarks.harness import cpu_seconds, py_spy, summarize
+from benchmarks.harness import cpu_seconds, py_spy, running, summarize
 from benchmarks.harness import wrk as wrk_run
 from benchmarks.results import machine_line, write_section
 
@@ -124,21 +122,8 @@ def server(kind: str, root: Path) -> Iterator[tuple[int, int]]:
     port = free_port()
     before = BEFORE if kind == "gateway-before" else []
     code = SERVER.format(root=str(root), repo=str(REPO), code=before, kind=kind, port=port)
-    process = subprocess.Popen([sys.executable, "-c", code])
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError(f"{kind} server did not start") from None
-                time.sleep(0.1)
-        yield process.pid, port
-    finally:
-        process.terminate()
-        process.wait(10)
+    with running([sys.executable, "-c", code], port) as pid:
+        yield pid, port
 
 
 def wrk(port: int, seconds: int = SECONDS) -> tuple[float, int]:
