@@ -79,3 +79,16 @@ def running_calls(server: Server) -> list[asyncio.Task[None]]:
     return [
         task for handler in server._handlers for task in handler._tasks.values() if not task.done()
     ]
+
+
+async def close_server(server: Server, timeout: float = 5.0) -> None:
+    """Stop listening, cancel the running calls and wait (at most `timeout` s) for them to end.
+    Not `Server.wait_closed()`: from Python 3.12 on it also waits for every client to close its
+    connection. A server never started is left as it is."""
+    calls = running_calls(server)
+    try:
+        server.close()
+    except RuntimeError:  # never started: nothing to close
+        return
+    if calls:
+        await asyncio.wait(calls, timeout=timeout)

@@ -48,7 +48,12 @@ from protoc_gen_restmon.runtime.connections import (
     raise_fd_limit,
 )
 from protoc_gen_restmon.runtime.gateway.http import respond_error
-from protoc_gen_restmon.runtime.grpclib_private import method_table, running_calls, stop_listening
+from protoc_gen_restmon.runtime.grpclib_private import (
+    close_server,
+    method_table,
+    running_calls,
+    stop_listening,
+)
 from protoc_gen_restmon.runtime.log_throttle import throttle_repeated_logs
 from protoc_gen_restmon.runtime.status import Code, RpcError
 
@@ -255,11 +260,7 @@ async def _close_grpc(server: GrpclibServer | AioServer) -> None:
     if not isinstance(server, GrpclibServer):
         await server.stop(0)
         return
-    calls = running_calls(server)
-    with contextlib.suppress(RuntimeError):  # never started: nothing to close
-        server.close()
-    if calls:
-        await asyncio.wait(calls, timeout=DRAIN_TIMEOUT)
+    await close_server(server, DRAIN_TIMEOUT)
 
 
 def _refuse_new_calls(server: GrpclibServer) -> None:

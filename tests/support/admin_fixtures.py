@@ -33,11 +33,11 @@ from protoc_gen_restmon.runtime.admin.app import AdminApp
 from protoc_gen_restmon.runtime.admin.auth import create_admin_token
 from protoc_gen_restmon.runtime.admin.mount import with_admin
 from protoc_gen_restmon.runtime.gateway.app import Gateway
+from protoc_gen_restmon.runtime.grpclib_private import close_server
 from protoc_gen_restmon.runtime.monitor.keys import create_api_key, hash_password
 from protoc_gen_restmon.runtime.monitor.model import KeyType
 from protoc_gen_restmon.runtime.monitor.monitor import Monitor
 from tests.support.gateway_fixtures import make_test_service
-from tests.support.grpclib_servers import close_server
 from tests.support.monitor_fixtures import create_database, drop_database
 from tests.support.postgres_server import PostgresServer
 from tests.support.servers import free_port

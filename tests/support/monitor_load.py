@@ -24,6 +24,7 @@ from grpclib import GRPCError
 from grpclib.client import Channel
 from grpclib.server import Server
 
+from protoc_gen_restmon.runtime.grpclib_private import close_server
 from protoc_gen_restmon.runtime.monitor.keys import create_api_key
 from protoc_gen_restmon.runtime.monitor.model import (
     ApiKey,
@@ -34,7 +35,6 @@ from protoc_gen_restmon.runtime.monitor.model import (
     Store,
 )
 from protoc_gen_restmon.runtime.monitor.monitor import Monitor
-from tests.support.grpclib_servers import close_server
 from tests.support.monitor_servers import uvicorn_server
 from tests.support.servers import free_port
 

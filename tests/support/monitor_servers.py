@@ -28,11 +28,11 @@ import grpc.aio  # type: ignore[import-untyped]
 from grpclib.client import Channel
 from grpclib.server import Server
 
+from protoc_gen_restmon.runtime.grpclib_private import close_server
 from protoc_gen_restmon.runtime.monitor.model import CallRecord, CallStatus, RequestQuery
 from protoc_gen_restmon.runtime.monitor.monitor import Monitor
 from tests.support import servers
 from tests.support.gateway_fixtures import make_test_service
-from tests.support.grpclib_servers import close_server
 from tests.support.servers import free_port
 
 SLOW = 3.0  # seconds a slow handler sleeps: far beyond every deadline the tests set

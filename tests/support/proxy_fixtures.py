@@ -27,8 +27,8 @@ from grpclib.events import RecvRequest, SendInitialMetadata, listen
 from grpclib.server import Server, Stream
 
 from protoc_gen_restmon.runtime.gateway.app import Gateway, GatewayOptions
+from protoc_gen_restmon.runtime.grpclib_private import close_server
 from tests.support.gateway_fixtures import Reply, Served, asgi_call, make_test_service
-from tests.support.grpclib_servers import close_server
 from tests.support.servers import free_port
 
 SLOW = 3.0  # seconds GetShelf("slow") takes: longer than every deadline the tests set

@@ -48,7 +48,7 @@ from grpclib.exceptions import GRPCError
 from grpclib.server import Server
 
 from examples.bookstore import make_service
-from tests.support.grpclib_servers import close_server
+from protoc_gen_restmon.runtime.grpclib_private import close_server
 from tests.support.servers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
