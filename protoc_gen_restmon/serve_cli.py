@@ -315,7 +315,9 @@ def serve_workers(args: argparse.Namespace) -> int:
         return 2
     if monitor is not None:
         monitor.close()
-    logging.basicConfig(format="restmon serve: %(message)s", level=args.log_level.upper())
+    from uvicorn.config import LOG_LEVELS as UVICORN_LEVELS  # "trace" is uvicorn's
+
+    logging.basicConfig(format="restmon serve: %(message)s", level=UVICORN_LEVELS[args.log_level])
     listening = uvicorn_config(args, app).bind_socket()  # uvicorn exits 1 when it cannot bind
     with tempfile.TemporaryDirectory(prefix="restmon-metrics-") as metrics:
         supervisor = Supervisor(
