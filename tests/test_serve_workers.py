@@ -221,16 +221,20 @@ def test_workers_record_every_call_once(
 def test_a_killed_worker_is_restarted_and_sigterm_drains(
     bookstore_pb: ModuleType, upstream: UpstreamProcess, tmp_path: Path
 ) -> None:
-    """SIGKILL one worker: the parent starts another, serving goes on. Then calls in flight
-    at SIGTERM finish (200) and are recorded before the workers exit."""
+    """SIGKILL one worker: the parent starts another, serving goes on, and the metrics still
+    count what the killed one served (exported before it died). Then calls in flight at
+    SIGTERM finish and are recorded before the workers exit."""
     url = f"sqlite:///{tmp_path / 'calls.db'}"
     with serving(bookstore_pb, upstream, url, tmp_path) as served:
+        made = asyncio.run(load(served, 100, clients=10))
+        assert eventually(lambda: handled_total(served), 100) == 100
         first = served.worker_health()
         victim = min(first)
         os.kill(victim, signal.SIGKILL)
         after = served.worker_health()
         assert victim not in after and len(after) == WORKERS, (first, after)
-        made = asyncio.run(load(served, 200, clients=10))
+        made += asyncio.run(load(served, 100, clients=10))
+        assert eventually(lambda: handled_total(served), 200) == 200
 
         async def slow_calls() -> list[int]:
             async def one(index: int) -> int:
@@ -251,6 +255,7 @@ def test_a_killed_worker_is_restarted_and_sigterm_drains(
     rows, statuses, keys = stored(url)
     assert sum(rows.values()) == 200 + 8
     assert statuses == {CallStatus.SUCCESS: 200, CallStatus.ERROR: 8}
+    assert sum(made.values()) == 200
     assert keys["key0"] == made["key0"] + 8
 
 
@@ -261,19 +266,37 @@ def test_workers_zero_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> No
     assert "--workers: 0: at least 1 worker is needed" in capsys.readouterr().err
 
 
-def test_require_key_needs_a_db(
-    bookstore_pb: ModuleType, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(["--require-key", SERVICE], "--require-key needs --db", id="no-db"),
+        pytest.param(
+            ["--require-key", "a/b", "--db", "sqlite:///never-opened.db"],
+            "--require-key: require_keys: 'a/b' is not package.Service",
+            id="bad-scope",
+        ),
+    ],
+)
+def test_require_key_usage_errors(
+    args: list[str],
+    message: str,
+    bookstore_pb: ModuleType,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exited:
         main(
             [
                 *("serve", "--upstream", "localhost:1", "--package", GENERATED),
-                *("--path", str(output_root(bookstore_pb)), "--require-key", SERVICE),
+                *("--path", str(output_root(bookstore_pb)), *args),
             ]
         )
     assert exited.value.code == 2
-    assert "--require-key needs --db" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "never-opened.db").exists()
 
 
 def test_a_worker_that_dies_at_once_makes_the_supervisor_give_up(
