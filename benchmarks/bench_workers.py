@@ -17,7 +17,7 @@ import statistics
 import sys
 import tempfile
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -41,6 +41,7 @@ class Gateway:
     rates: list[float]
     cpu: float = 0.0  # seconds, gateway processes, during the measured runs
     upstream_cpu: float = 0.0
+    per_process: dict[int, float] = field(default_factory=dict)  # pid -> seconds
 
     @property
     def name(self) -> str:
@@ -53,16 +54,25 @@ def process_tree(pid: int) -> list[int]:
     return [pid, *(int(child) for child in children)]
 
 
-def tree_cpu(pid: int) -> float:
-    return sum(cpu_seconds(each) for each in process_tree(pid))
+def tree_cpu(pid: int) -> dict[int, float]:
+    return {each: cpu_seconds(each) for each in process_tree(pid)}
 
 
 def measure(gateway: Gateway, upstream_pid: int) -> None:
     before, upstream_before = tree_cpu(gateway.pid), cpu_seconds(upstream_pid)
     rate, _ = wrk(f"http://127.0.0.1:{gateway.port}{URL_PATH}", 2, CONCURRENCY, SECONDS)
     gateway.rates.append(rate)
-    gateway.cpu += tree_cpu(gateway.pid) - before
+    for pid, seconds in tree_cpu(gateway.pid).items():
+        used = seconds - before.get(pid, seconds)
+        gateway.cpu += used
+        gateway.per_process[pid] = gateway.per_process.get(pid, 0.0) + used
     gateway.upstream_cpu += cpu_seconds(upstream_pid) - upstream_before
+
+
+def split(gateway: Gateway) -> str:
+    """How the CPU time was shared among a gateway's processes (parent first), in %."""
+    shares = [100 * used / gateway.cpu for used in gateway.per_process.values()]
+    return " / ".join(f"{share:.0f}" for share in shares)
 
 
 def command(root: Path, upstream_port: int, port: int, workers: int, db: Path | None) -> list[str]:
@@ -77,8 +87,9 @@ def command(root: Path, upstream_port: int, port: int, workers: int, db: Path | 
 
 def report(pairs: list[tuple[Gateway, Gateway]]) -> str:
     rows = [
-        "| gateway | requests/s | gateway CPU s per 1,000 requests | upstream CPU s per 1,000 |",
-        "|---|---|---|---|",
+        "| gateway | requests/s | gateway CPU s per 1,000 requests | upstream CPU s per 1,000 "
+        "| gateway CPU by process, % (parent first) |",
+        "|---|---|---|---|---|",
     ]
     ratios = []
     for pair in pairs:
@@ -87,7 +98,8 @@ def report(pairs: list[tuple[Gateway, Gateway]]) -> str:
             rows.append(
                 f"| `{gateway.name}` | {statistics.mean(gateway.rates):,.0f} "
                 f"({', '.join(f'{r:,.0f}' for r in gateway.rates)}) | "
-                f"{gateway.cpu / requests:.3f} | {gateway.upstream_cpu / requests:.3f} |"
+                f"{gateway.cpu / requests:.3f} | {gateway.upstream_cpu / requests:.3f} | "
+                f"{split(gateway)} |"
             )
         one, two = pair
         ratio = statistics.mean(two.rates) / statistics.mean(one.rates)
@@ -104,6 +116,11 @@ def report(pairs: list[tuple[Gateway, Gateway]]) -> str:
             *rows,
             "",
             f"2 workers / 1 worker: {'; '.join(ratios)}.",
+            "",
+            "A second worker can only add what free cores allow: here wrk, the upstream and "
+            "the gateways share the CPUs, and the upstream (pure-Python HTTP/2) spends more "
+            "per request than the gateway. The gateway's CPU per request with 2 workers says "
+            "what each worker costs; the load average says what else ran.",
         ]
     )
 
