@@ -112,6 +112,8 @@ class Supervisor:
         )
         worker.started_at = time.monotonic()
         logger.info("worker %d started (pid %d)", worker.index, worker.process.pid)
+        if self.stopping:  # the signal came while it was being started: it missed it
+            worker.process.send_signal(signal.SIGTERM)
 
     def _look(self) -> None:
         now = time.monotonic()
