@@ -37,7 +37,7 @@ demo: venv
 	cd demo-out && ../$(BIN)/restmon routes gen
 	$(PY) -m examples.serve demo-out
 
-## Benchmarks (results in benchmarks/RESULTS.md); bench_gateway, bench_proxy and
+## Benchmarks (results in benchmarks/RESULTS.md); bench_gateway, bench_proxy, bench_workers and
 ## bench_connections need wrk (apt-get install wrk); bench_proxy_vs_grpc_gateway also needs
 ## Debian's Go and grpc-gateway packages (it prints the apt-get line when they are missing).
 bench: venv
@@ -47,6 +47,7 @@ bench: venv
 	$(PY) benchmarks/bench_json.py
 	$(PY) benchmarks/bench_gateway.py
 	$(PY) benchmarks/bench_proxy.py
+	$(PY) benchmarks/bench_workers.py
 	$(PY) benchmarks/bench_proxy_vs_grpc_gateway.py
 	$(PY) benchmarks/bench_connections.py
 	$(PY) benchmarks/bench_proxy_memory.py

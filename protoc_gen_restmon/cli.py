@@ -228,5 +228,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = parser().parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    args = parser().parse_args(given)
+    args.argv = given  # `restmon serve --workers N` gives its workers the same command line
     sys.exit(args.run(args))

@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import logging
 import os
+import socket
 import sys
+import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +18,8 @@ from protoc_gen_restmon.runtime.errors import ConfigError
 from protoc_gen_restmon.runtime.specs import ROUTES_MODULE
 
 if TYPE_CHECKING:  # the runtime is imported when serving only: `restmon generate` stays quick
+    import uvicorn
+
     from protoc_gen_restmon.runtime.connections import ConnectionLimits
     from protoc_gen_restmon.runtime.gateway.http import App
     from protoc_gen_restmon.runtime.gateway.upstream import RetryPolicy, UpstreamTls
@@ -25,6 +31,8 @@ DEFAULT_GRACE = 10.0  # runtime.serving.DEFAULT_GRACE, not imported: `restmon ge
 ERROR_FORMATS = ("status", "google")
 LOAD_BALANCING = ("round_robin", "pick_first")  # runtime/gateway/upstream.py LOAD_BALANCING
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+ALL_METHODS = "*"  # --require-key *: every method needs a key
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # runtime/monitor/shared_metrics.py MULTIPROC_ENV
 HTTP_PROTOCOLS = ("auto", "httptools", "h11")
 # runtime.connections.ConnectionLimits' defaults (tests/test_hostile_clients.py checks them):
 # (flag, field, type, default, metavar, help).
@@ -138,7 +146,9 @@ def proxy_gateway(args: argparse.Namespace) -> tuple[App, Monitor | None]:
     # Like `python -m`: modules are found from the current directory, then --path ones first.
     sys.path[:0] = [*args.path, os.getcwd()]
     packages = [found for name in args.package for found in generated_packages(name)]
-    monitor = None if args.db is None else open_monitor(args.db, packages)
+    if args.require_key and args.db is None:
+        raise UsageError("--require-key needs --db (the API keys live in the store)")
+    monitor = None if args.db is None else open_monitor(args.db, packages, args.require_key)
     try:
         gateway = Gateway(
             upstream=args.upstream,
@@ -200,13 +210,29 @@ def channel_option(text: str) -> tuple[str, int | str]:
         return key.strip(), value
 
 
-def open_monitor(url: str, packages: list[str]) -> Monitor:
+def open_monitor(url: str, packages: list[str], require_key: Sequence[str] = ()) -> Monitor:
+    from protoc_gen_restmon.runtime.monitor.access import KeyPolicy
     from protoc_gen_restmon.runtime.monitor.monitor import Monitor
 
+    require: bool | list[str] = ALL_METHODS in require_key or list(require_key)
     try:
-        return Monitor(url, packages=packages)
+        KeyPolicy(require)  # checked before the store is opened
+    except ConfigError as err:
+        raise UsageError(f"--require-key: {err}") from err
+    try:
+        return Monitor(url, packages=packages, require_keys=require)
     except Exception as err:  # whatever the store says: the server must not start without it
         raise UsageError(f"--db {url}: {err}") from err
+
+
+def worker_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number of processes") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"{count}: at least 1 worker is needed")
+    return count
 
 
 def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
@@ -235,8 +261,14 @@ def connection_limits(args: argparse.Namespace) -> ConnectionLimits:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    if args.workers > 1:
+        return serve_workers(args)
+    return serve_here(args)
 
+
+def serve_here(args: argparse.Namespace, sockets: Sequence[socket.socket] | None = None) -> int:
+    """Serve in this process: `--workers 1`, and each worker of `--workers N` (on `sockets`,
+    the listening socket its parent bound)."""
     from protoc_gen_restmon.runtime.serving import run, serve_until_stopped
 
     try:
@@ -244,7 +276,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except UsageError as err:
         print(f"restmon serve: {err}", file=sys.stderr)
         return 2
-    config = uvicorn.Config(
+    config = uvicorn_config(args, app)
+    # On SIGTERM/SIGINT: stop accepting, give calls --grace seconds, then close the monitor.
+    limits = connection_limits(args)
+    run(
+        serve_until_stopped(
+            config, monitor=monitor, grace=args.grace, limits=limits, sockets=sockets
+        )
+    )
+    return 0
+
+
+def uvicorn_config(args: argparse.Namespace, app: App) -> uvicorn.Config:
+    import uvicorn
+
+    return uvicorn.Config(
         app,
         host=args.host,
         port=args.port,
@@ -253,10 +299,54 @@ def cmd_serve(args: argparse.Namespace) -> int:
         lifespan="on",
         http=args.http,
     )
-    # On SIGTERM/SIGINT: stop accepting, give calls --grace seconds, then close the monitor.
-    limits = connection_limits(args)
-    run(serve_until_stopped(config, monitor=monitor, grace=args.grace, limits=limits))
-    return 0
+
+
+def serve_workers(args: argparse.Namespace) -> int:
+    """`--workers N`: the arguments checked and the store migrated here, once (the gateway and
+    monitor built, then closed), the port bound once, then N worker processes serving it
+    (`runtime/workers.py`), each with its own upstream channel and monitor, the metrics
+    shared through prometheus_client's multiprocess files in a directory of this run."""
+    from protoc_gen_restmon.runtime.workers import Supervisor
+
+    try:
+        app, monitor = proxy_gateway(args)
+    except UsageError as err:
+        print(f"restmon serve: {err}", file=sys.stderr)
+        return 2
+    if monitor is not None:
+        monitor.close()
+    from uvicorn.config import LOG_LEVELS as UVICORN_LEVELS  # "trace" is uvicorn's
+
+    logging.basicConfig(format="restmon serve: %(message)s", level=UVICORN_LEVELS[args.log_level])
+    listening = uvicorn_config(args, app).bind_socket()  # uvicorn exits 1 when it cannot bind
+    with tempfile.TemporaryDirectory(prefix="restmon-metrics-") as metrics:
+        supervisor = Supervisor(
+            command=lambda index: worker_command(args, listening, index),
+            count=args.workers,
+            env={**os.environ, MULTIPROC_ENV: metrics},
+            pass_fds=[listening.fileno()],
+            on_exit=lambda pid: process_dead(pid, metrics),
+            on_stop=listening.close,
+        )
+        status = supervisor.run()
+    listening.close()
+    if status:
+        print("restmon serve: a worker failed (see above)", file=sys.stderr)
+    return status
+
+
+def worker_command(args: argparse.Namespace, listening: socket.socket, index: int) -> list[str]:
+    """The worker's command line: this one, given to `serve_worker` with the socket's fd."""
+    module = "protoc_gen_restmon.serve_worker"
+    fd = str(listening.fileno())
+    return [sys.executable, "-m", module, "--listen-fd", fd, "--index", str(index), *args.argv]
+
+
+def process_dead(pid: int, metrics: str) -> None:
+    """A worker has exited: its live gauges leave the totals (its counters stay)."""
+    from prometheus_client.multiprocess import mark_process_dead
+
+    mark_process_dead(pid, metrics)  # type: ignore[no-untyped-call]
 
 
 def register(commands: Any) -> None:
@@ -384,6 +474,22 @@ def register(commands: Any) -> None:
         "--db",
         metavar="URL",
         help="record every call into this database: sqlite:///restmon.db or postgresql://…",
+    )
+    serve.add_argument(
+        "--require-key",
+        action="append",
+        default=[],
+        metavar="SCOPE",
+        help="calls of this service (pkg.Service) or method (/pkg.Service/Method) need an API "
+        "key (x-api-key), * for every method; repeatable; needs --db",
+    )
+    serve.add_argument(
+        "--workers",
+        type=worker_count,
+        default=1,
+        metavar="N",
+        help="serve with N processes sharing the port, each with its own upstream channel and "
+        "monitor (1, the default: this process serves)",
     )
     serve.add_argument(
         "--proto-dir",

@@ -32,6 +32,7 @@ import contextlib
 import dataclasses
 import logging
 import signal
+import socket
 import time
 from collections.abc import Coroutine, Generator, Sequence
 from typing import TYPE_CHECKING, Any, cast
@@ -138,11 +139,14 @@ async def serve_until_stopped(
     monitor: Monitor | None = None,
     grace: float = DEFAULT_GRACE,
     limits: ConnectionLimits | None = DEFAULT_LIMITS,
+    sockets: Sequence[socket.socket] | None = None,
 ) -> None:
     """Serve `http` (and the started gRPC servers `grpc`) until SIGTERM or SIGINT, then stop
     as the module docstring says. The monitor is closed last, whatever happened.
 
-    `limits`: the bounds of HTTP connections (None: uvicorn's protocol as it is)."""
+    `limits`: the bounds of HTTP connections (None: uvicorn's protocol as it is).
+    `sockets`: listening sockets to serve on instead of binding `http`'s host and port (a
+    worker of `restmon serve --workers N` serves on the one its parent bound)."""
     throttle_repeated_logs()
     if limits is not None:
         _bound(http, limits)
@@ -155,7 +159,7 @@ async def serve_until_stopped(
     server = QuietUvicorn(http)
     with stop.on_signals():  # till the end: a signal while the monitor drains changes nothing
         try:
-            serving = asyncio.ensure_future(_uvicorn(server))
+            serving = asyncio.ensure_future(_uvicorn(server, sockets))
             await _first(stop.asked.wait(), serving)
             if serving.done():  # uvicorn ended by itself (failed to start): nothing to drain
                 failed = serving.result()
@@ -188,11 +192,13 @@ def _bound(http: uvicorn.Config, limits: ConnectionLimits) -> None:
     bound_uvicorn(http, dataclasses.replace(limits, max_connections=allowed))
 
 
-async def _uvicorn(server: uvicorn.Server) -> int | str | None:
+async def _uvicorn(
+    server: uvicorn.Server, sockets: Sequence[socket.socket] | None
+) -> int | str | None:
     """`server.serve()`; the status uvicorn exits with when it cannot start (a port in use):
     its SystemExit must not escape a task (asyncio would end the loop around us)."""
     try:
-        await server.serve()
+        await server.serve(sockets=list(sockets) if sockets is not None else None)
     except SystemExit as failed:
         return failed.code
     return None

@@ -2,16 +2,19 @@
 
 Names follow go-grpc-prometheus / py-grpc-prometheus, so existing dashboards work:
 `grpc_server_started_total`, `grpc_server_handled_total` and `grpc_server_handling_seconds`.
-Every Monitor has its own registry: two monitors in one process never share counters.
+Every Monitor has its own registry: two monitors in one process never share counters; except
+in prometheus_client's multiprocess mode (`PROMETHEUS_MULTIPROC_DIR` set, as `restmon serve
+--workers N` does for its workers), where the counts go to files shared by every process and
+`/metrics` reads them all (`shared_metrics.py`).
 """
 
 from __future__ import annotations
 
 import bisect
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -24,10 +27,25 @@ from prometheus_client.registry import Collector
 
 from protoc_gen_restmon.runtime.status import Code
 
+if TYPE_CHECKING:
+    from protoc_gen_restmon.runtime.monitor.shared_metrics import SharedMetrics, SharedSeries
+
 # prometheus_client's default histogram buckets, in seconds (+Inf is implied).
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
-_LABELS = ["grpc_type", "grpc_service", "grpc_method"]
+LABELS = ["grpc_type", "grpc_service", "grpc_method"]
 FOLD_AT = 4096  # events of one method waiting to be folded: bounds the memory between scrapes
+STARTED = ("grpc_server_started_total", "RPCs started on the server.")
+HANDLED = ("grpc_server_handled_total", "RPCs completed on the server, whatever their status.")
+SECONDS = ("grpc_server_handling_seconds", "Time from the start of an RPC to its end, in seconds.")
+# The writer's counters: (metric name, documentation, key of BatchWriter.stats()).
+WRITER_COUNTERS = (
+    ("restmon_monitor_records_recorded", "Call records written to the store.", "recorded"),
+    ("restmon_monitor_records_dropped", "Call records dropped: queue full.", "dropped"),
+    ("restmon_monitor_records_lost", "Call records lost: the store failed.", "lost"),
+    ("restmon_monitor_store_errors", "Failed writes to the store.", "store_errors"),
+)
+QUEUE_DEPTH = ("restmon_monitor_queue_depth", "Call records waiting to be written.")
+STORE_UP = ("restmon_monitor_store_up", "1 when the last write to the store succeeded.")
 
 
 class MethodSeries:
@@ -38,12 +56,24 @@ class MethodSeries:
     events are folded into plain numbers, under a lock, when scraped or when FOLD_AT are
     waiting; prometheus_client's labelled Counter and Histogram cost several µs per call, a
     locked update about one in a busy server.
+
+    In multiprocess mode each fold also adds what it folded to the shared files (`shared`).
     """
 
-    __slots__ = ("_lock", "buckets", "events", "handled", "labels", "seconds_sum", "started")
+    __slots__ = (
+        "_lock",
+        "buckets",
+        "events",
+        "handled",
+        "labels",
+        "seconds_sum",
+        "shared",
+        "started",
+    )
 
-    def __init__(self, labels: tuple[str, str, str]) -> None:
+    def __init__(self, labels: tuple[str, str, str], shared: SharedSeries | None = None) -> None:
         self.labels = labels
+        self.shared = shared
         self.started = 0
         self.handled: dict[Code, int] = {}
         self.buckets = [0] * (len(BUCKETS) + 1)  # per bucket, not cumulative; the last is +Inf
@@ -64,15 +94,22 @@ class MethodSeries:
         # popleft is atomic: events appended meanwhile by other threads wait for the next fold.
         events = self.events
         with self._lock:
+            started, codes, durations = 0, Counter[Code](), []
             for _ in range(len(events)):
                 event = events.popleft()
                 if event is None:
-                    self.started += 1
+                    started += 1
                     continue
                 code, seconds = event
-                self.handled[code] = self.handled.get(code, 0) + 1
+                codes[code] += 1
+                durations.append(seconds)
                 self.buckets[bisect.bisect_left(BUCKETS, seconds)] += 1  # first le >= seconds
                 self.seconds_sum += seconds
+            self.started += started
+            for code, count in codes.items():
+                self.handled[code] = self.handled.get(code, 0) + count
+            if self.shared is not None:  # under the lock: each event is shared exactly once
+                self.shared.add(started, codes, durations)
 
     def snapshot(self) -> tuple[int, dict[Code, int], list[int], float]:
         self.fold()
@@ -81,11 +118,30 @@ class MethodSeries:
 
 
 class MonitorMetrics:
-    """A registry per Monitor; `series(...)` is created once per method and cached."""
+    """A registry per Monitor; `series(...)` is created once per method and cached.
 
-    def __init__(self, writer_stats: Callable[[], Mapping[str, Any]]) -> None:
+    `multiprocess_dir` (default: `PROMETHEUS_MULTIPROC_DIR`): prometheus_client's multiprocess
+    mode, where the registry reads every process's files (`shared_metrics.SharedMetrics`)."""
+
+    def __init__(
+        self,
+        writer_stats: Callable[[], Mapping[str, Any]],
+        *,
+        multiprocess_dir: str | None = None,
+    ) -> None:
         self._series: dict[tuple[str, str, str], MethodSeries] = {}
         self._series_lock = threading.Lock()
+        self._shared: SharedMetrics | None = None
+        if multiprocess_dir is None:
+            from protoc_gen_restmon.runtime.monitor.shared_metrics import multiprocess_dir_set
+
+            multiprocess_dir = multiprocess_dir_set()
+        if multiprocess_dir:
+            from protoc_gen_restmon.runtime.monitor.shared_metrics import SharedMetrics
+
+            self._shared = SharedMetrics(multiprocess_dir, writer_stats, self.all_series)
+            self.registry = self._shared.registry
+            return
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(CallCollector(self))
         self.registry.register(WriterCollector(writer_stats))
@@ -95,7 +151,10 @@ class MonitorMetrics:
         found = self._series.get(key)
         if found is None:
             with self._series_lock:
-                found = self._series.setdefault(key, MethodSeries(key))
+                found = self._series.get(key)
+                if found is None:
+                    shared = None if self._shared is None else self._shared.series(key)
+                    found = self._series[key] = MethodSeries(key, shared)
         return found
 
     def all_series(self) -> list[MethodSeries]:
@@ -103,7 +162,14 @@ class MonitorMetrics:
             return sorted(self._series.values(), key=lambda s: s.labels)
 
     def text(self) -> bytes:
+        if self._shared is not None:  # this process's counts up to now, the others' as exported
+            self._shared.export()
         return generate_latest(self.registry)
+
+    def close(self) -> None:
+        """Multiprocess mode: the last counts exported, the export thread stopped."""
+        if self._shared is not None:
+            self._shared.close()
 
 
 class CallCollector(Collector):
@@ -113,19 +179,9 @@ class CallCollector(Collector):
         self._metrics = metrics
 
     def collect(self) -> Iterator[Metric]:
-        started = CounterMetricFamily(
-            "grpc_server_started_total", "RPCs started on the server.", labels=_LABELS
-        )
-        handled = CounterMetricFamily(
-            "grpc_server_handled_total",
-            "RPCs completed on the server, whatever their status.",
-            labels=[*_LABELS, "grpc_code"],
-        )
-        seconds = HistogramMetricFamily(
-            "grpc_server_handling_seconds",
-            "Time from the start of an RPC to its end, in seconds.",
-            labels=_LABELS,
-        )
+        started = CounterMetricFamily(*STARTED, labels=LABELS)
+        handled = CounterMetricFamily(*HANDLED, labels=[*LABELS, "grpc_code"])
+        seconds = HistogramMetricFamily(*SECONDS, labels=LABELS)
         for series in self._metrics.all_series():
             labels = list(series.labels)
             count, by_code, buckets, total = series.snapshot()
@@ -154,21 +210,7 @@ class WriterCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         stats = self._stats()
-        counters = (
-            ("restmon_monitor_records_recorded", "Call records written to the store.", "recorded"),
-            ("restmon_monitor_records_dropped", "Call records dropped: queue full.", "dropped"),
-            ("restmon_monitor_records_lost", "Call records lost: the store failed.", "lost"),
-            ("restmon_monitor_store_errors", "Failed writes to the store.", "store_errors"),
-        )
-        for name, documentation, key in counters:
+        for name, documentation, key in WRITER_COUNTERS:
             yield CounterMetricFamily(name, documentation, value=float(stats.get(key, 0)))
-        yield GaugeMetricFamily(
-            "restmon_monitor_queue_depth",
-            "Call records waiting to be written.",
-            value=float(stats.get("queue_depth", 0)),
-        )
-        yield GaugeMetricFamily(
-            "restmon_monitor_store_up",
-            "1 when the last write to the store succeeded.",
-            value=1.0 if stats.get("store_ok", True) else 0.0,
-        )
+        yield GaugeMetricFamily(*QUEUE_DEPTH, value=float(stats.get("queue_depth", 0)))
+        yield GaugeMetricFamily(*STORE_UP, value=1.0 if stats.get("store_ok", True) else 0.0)

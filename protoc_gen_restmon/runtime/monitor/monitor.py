@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta, timezone
@@ -110,7 +111,13 @@ class Monitor:
         self.started_at = datetime.now(timezone.utc)
         self.internal_errors = 0
         self._keys = KeyVerifier(self.store, cache_seconds=key_cache_seconds)
-        self._metrics = MonitorMetrics(self.writer.stats)
+        try:
+            self._metrics = MonitorMetrics(self.writer.stats)
+        except ConfigError:  # multiprocess mode asked for too late: nothing left running
+            self.writer.close()
+            if self._owns_store:
+                self.store.close()
+            raise
         self._last_fault: dict[str, float] = {}
         self._closed = False
 
@@ -274,6 +281,9 @@ class Monitor:
         return {
             "status": "degraded" if degraded else "healthy",
             "server_running": not self._closed,
+            # The process answering: with several (restmon serve --workers), each has its own
+            # monitor, and the counts below are that process's.
+            "pid": os.getpid(),
             "uptime_seconds": round(
                 (datetime.now(timezone.utc) - self.started_at).total_seconds(), 3
             ),
@@ -320,6 +330,7 @@ class Monitor:
         self._closed = True
         self.writer.flush(timeout)
         self.writer.close()
+        self._metrics.close()  # after the writer: its last counts are exported too
         if self._owns_store:
             self.store.close()
 

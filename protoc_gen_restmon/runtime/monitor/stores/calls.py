@@ -74,7 +74,8 @@ def write_batch(
     for record in finishes:
         changes.add(record, stored[record.call_id][1] // MICROS_PER_MINUTE, new=False)
     rollups.write(cur, dialect, changes)
-    uses = fold_key_uses(key_uses)
+    # By key id, as the rollups are sorted: a lock order every writer process shares.
+    uses = sorted(fold_key_uses(key_uses), key=lambda use: use.api_key_id)
     if uses:
         cur.executemany(_ADD_KEY_USE, [_key_use_params(u) for u in uses])
 

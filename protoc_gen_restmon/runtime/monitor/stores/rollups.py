@@ -87,7 +87,9 @@ class Changes:
             key = (minute // table.minutes, service, method)
             seen = merged.get(key)
             merged[key] = list(row) if seen is None else _merge(seen, row)
-        return [(*key, *row) for key, row in merged.items()]
+        # In key order: writers in several processes then lock the rows they share in the
+        # same order (PostgreSQL would otherwise find a deadlock and abort one batch).
+        return [(*key, *row) for key, row in sorted(merged.items())]
 
 
 def _add(row: list[Any], record: CallRecord, new: bool) -> None:
