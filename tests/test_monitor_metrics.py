@@ -16,8 +16,8 @@ from grpclib import GRPCError
 from prometheus_client.parser import text_string_to_metric_families
 
 from protoc_gen_restmon.runtime.gateway.observe import CallInfo
-from protoc_gen_restmon.runtime.monitor.metrics import BUCKETS, FOLD_AT, MethodSeries
 from protoc_gen_restmon.runtime.monitor.monitor import Monitor
+from protoc_gen_restmon.runtime.monitor.series import BUCKETS, FOLD_AT, MethodSeries
 from protoc_gen_restmon.runtime.status import Code
 from tests.support.monitor_servers import controlled_bookstore, grpclib_server, recorded
 

@@ -35,8 +35,10 @@ THROTTLED_LOGGERS: Final = (
     "protoc_gen_restmon.admin",
     "protoc_gen_restmon.runtime.connections",
     "protoc_gen_restmon.runtime.monitor.monitor",
+    "protoc_gen_restmon.runtime.monitor.shared_metrics",
     "protoc_gen_restmon.runtime.monitor.writer",
     "protoc_gen_restmon.runtime.serving",
+    "protoc_gen_restmon.runtime.workers",  # a worker that keeps dying: one line per restart
 )
 _Key = tuple[str, int, str, str]
 _KEYS_MAX: Final = 1000  # keys remembered; more (messages that embed their values) start over

@@ -20,8 +20,8 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 
 from protoc_gen_restmon.runtime.gateway.observe import CallInfo, Observation, new_request_id
-from protoc_gen_restmon.runtime.monitor.metrics import MethodSeries
 from protoc_gen_restmon.runtime.monitor.model import ApiKey, CallRecord, CallStatus, LiveCall
+from protoc_gen_restmon.runtime.monitor.series import MethodSeries
 from protoc_gen_restmon.runtime.status import Code
 
 if TYPE_CHECKING:

@@ -39,7 +39,7 @@ from protoc_gen_restmon.runtime.grpclib_private import (
 )
 from protoc_gen_restmon.runtime.monitor.call import CallMonitor, MethodState, MonitoredCall
 from protoc_gen_restmon.runtime.monitor.ending import failed_call
-from protoc_gen_restmon.runtime.monitor.metrics import FOLD_AT
+from protoc_gen_restmon.runtime.monitor.series import FOLD_AT
 from protoc_gen_restmon.runtime.specs import Cardinality
 from protoc_gen_restmon.runtime.status import Code, RpcError
 

@@ -35,7 +35,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, valu
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from protoc_gen_restmon.runtime.errors import ConfigError
-from protoc_gen_restmon.runtime.monitor.metrics import (
+from protoc_gen_restmon.runtime.monitor.series import (
     BUCKETS,
     HANDLED,
     LABELS,
