@@ -10,7 +10,9 @@ loopback, sharing the machine's CPUs with the load generator:
 - `grpc-gateway`: the Go gateway.
 - `restmon`: `restmon serve` (one uvicorn process, httptools and uvloop, proxy mode on a grpc.aio
   channel), monitoring off.
-- `restmon-sqlite`: the same with `--db sqlite:///…`: every call recorded.
+- `restmon-2`: the same with `--workers 2` (two worker processes on one socket; CPU counted
+  over the parent and its workers).
+- `restmon-sqlite`: `restmon` with `--db sqlite:///…`: every call recorded.
 - `direct`: grpc-go calling the upstream itself, the floor of the sequential latency.
 
 (a) Sequential latency: the Go client (benchmarks/echo/go/client: a raw keep-alive HTTP/1.1
@@ -20,6 +22,8 @@ loopback, sharing the machine's CPUs with the load generator:
     user + system time (/proc/PID/stat) during its rounds over the calls.
 (b) Throughput: wrk -t2 -c50 against each gateway, WRK_ROUNDS rounds in a rotated order; the
     median of the rounds, and the gateway process's CPU per request during them.
+    The floor: benchmarks/grpc_aio_floor.py makes the same upstream calls from one Python
+    process on one grpc.aio channel (no HTTP side), 50 at a time, for as long; its CPU per call.
 (c) Where the time goes: py-spy samples `restmon serve` (monitoring off) during one more wrk run.
 
 Targets (issue 15, ratios within the run): throughput at 50 connections ≥ 0.35x grpc-gateway's;
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import json
 import os
 import shutil
 import statistics
@@ -43,7 +48,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.example_package import free_port
-from benchmarks.harness import cpu_seconds, percentile, py_spy, running, summarize, wrk
+from benchmarks.harness import (
+    cpu_seconds,
+    percentile,
+    py_spy,
+    running,
+    summarize,
+    tree_cpu_seconds,
+    wrk,
+)
 from benchmarks.results import machine_line, write_section
 
 REPO = Path(__file__).resolve().parent.parent
@@ -70,12 +83,15 @@ GOOGLEAPIS = GOCODE / "github.com/grpc-ecosystem/grpc-gateway/third_party/google
 TOOLS = ["go", "protoc", "protoc-gen-go", "protoc-gen-grpc-gateway", "wrk"]
 MAINS = ["upstream", "gateway", "client"]
 
-GATEWAYS = ["grpc-gateway", "restmon", "restmon-sqlite"]
+GATEWAYS = ["grpc-gateway", "restmon", "restmon-2", "restmon-sqlite"]
+FLOOR = "grpc.aio"  # the upstream calls alone, from Python (benchmarks/grpc_aio_floor.py)
 LABELS = {
     "grpc-gateway": "grpc-gateway 1.6.4 (Go, net/http)",
     "restmon": "`restmon serve`, monitoring off",
+    "restmon-2": "`restmon serve --workers 2`, monitoring off",
     "restmon-sqlite": "`restmon serve --db sqlite:///…`",
     "direct": "direct grpc-go call (the floor)",
+    FLOOR: "grpc.aio calls alone, no HTTP (a Python gateway's floor)",
 }
 
 
@@ -140,12 +156,15 @@ def generate_restmon(root: Path) -> Path:
     return out
 
 
-def restmon_command(path: Path, upstream_port: int, port: int, db: str | None) -> list[str]:
+def restmon_command(
+    path: Path, upstream_port: int, port: int, db: str | None, workers: int = 1
+) -> list[str]:
     restmon = Path(sys.executable).with_name("restmon")
     command = [str(restmon), "serve", "--upstream", f"127.0.0.1:{upstream_port}"]
     command += ["--package", "gen", "--path", str(path), "--port", str(port)]
     # error: no access log (grpc-gateway writes none either).
     command += ["--log-level", "error"]
+    command += ["--workers", str(workers)]
     return command + (["--db", db] if db else [])
 
 
@@ -181,19 +200,35 @@ class Arms:
         pids = {"upstream": self.upstream[0]}
         if arm in self.gateways:
             pids["gateway"] = self.gateways[arm][0]
-        before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        before = {name: _cpu(name, pid) for name, pid in pids.items()}
         self.latency.setdefault(arm, []).extend(self.sequential(arm, PER_ROUND))
         spent = self.cpu.setdefault(arm, {})
         for name, pid in pids.items():
-            spent[name] = spent.get(name, 0.0) + cpu_seconds(pid) - before[name]
+            spent[name] = spent.get(name, 0.0) + _cpu(name, pid) - before[name]
         self.calls[arm] += PER_ROUND + 1  # and the warm-up call
+
+    def floor_round(self) -> None:
+        """grpc.aio alone: CONCURRENCY concurrent calls from one Python process, its CPU/call."""
+        floor = Path(__file__).with_name("grpc_aio_floor.py")
+        args = [str(self.upstream[1]), str(self.seconds), str(CONCURRENCY)]
+        out = subprocess.run(
+            [sys.executable, str(floor), *args], capture_output=True, text=True, check=True
+        ).stdout
+        result = json.loads(out)
+        self.rates.setdefault(FLOOR, []).append(result["calls"] / self.seconds)
+        self.wrk_cpu.setdefault(FLOOR, []).append(result["cpu_seconds"] / result["calls"] * 1e6)
 
     def wrk_round(self, arm: str) -> None:
         pid, port = self.gateways[arm]
-        before = cpu_seconds(pid)
+        before = tree_cpu_seconds(pid)
         rate, requests = wrk(f"http://127.0.0.1:{port}{URL_PATH}", 2, CONCURRENCY, self.seconds)
         self.rates.setdefault(arm, []).append(rate)
-        self.wrk_cpu.setdefault(arm, []).append((cpu_seconds(pid) - before) / requests * 1e6)
+        self.wrk_cpu.setdefault(arm, []).append((tree_cpu_seconds(pid) - before) / requests * 1e6)
+
+
+def _cpu(process: str, pid: int) -> float:
+    """A gateway's CPU seconds, its workers' included; the upstream's own."""
+    return tree_cpu_seconds(pid) if process == "gateway" else cpu_seconds(pid)
 
 
 def rotated(arms: list[str], n: int) -> list[str]:
@@ -311,14 +346,14 @@ def report(arms: Arms, profiled: str | None) -> str:
     throughput_rows = [
         f"| {LABELS[arm]} | {rate[arm]:,.0f} ({spread(arms.rates[arm])}) "
         f"| {rate[arm] / rate[base]:.2f}x | {cpu[arm]:.0f} ({spread(arms.wrk_cpu[arm])}) |"
-        for arm in GATEWAYS
+        for arm in [*GATEWAYS, FLOOR]
     ]
 
     def verdict(ok: bool) -> str:
         return "**pass**" if ok else "**fail**"
 
     targets = []
-    for arm in ("restmon", "restmon-sqlite"):
+    for arm in ("restmon", "restmon-2", "restmon-sqlite"):
         ratio, slower = rate[arm] / rate[base], med[arm] / med[base]
         targets.append(
             f"| {LABELS[arm]} | {ratio:.2f}x {verdict(ratio >= TARGET_THROUGHPUT)} "
@@ -350,7 +385,11 @@ def report(arms: Arms, profiled: str | None) -> str:
         "",
         f"Throughput: wrk -t2 -c{CONCURRENCY}, {arms.seconds} s, {arms.wrk_rounds} rounds",
         "in a rotated order; the median round (min … max). CPU µs/request: the gateway",
-        "process's CPU time during the wrk run over the requests it served.",
+        "process's (and its workers') CPU time during the wrk run over the requests it served.",
+        f"The {FLOOR} row is no gateway: one Python process making the same upstream calls from",
+        f"{CONCURRENCY} tasks on one grpc.aio channel (raw bytes, uvloop), with no HTTP side,",
+        "for as long; its CPU per call is what any Python gateway on grpc.aio spends before",
+        "it reads a request or writes a response.",
         "",
         "| gateway | requests/s | / grpc-gateway | gateway CPU µs/request |",
         "|---|---|---|---|",
@@ -404,6 +443,7 @@ def main() -> None:
                 *(str(binaries["gateway"]), str(port), f"127.0.0.1:{upstream_port}")
             ],
             "restmon": lambda port: restmon_command(py_root, upstream_port, port, None),
+            "restmon-2": lambda port: restmon_command(py_root, upstream_port, port, None, 2),
             "restmon-sqlite": lambda port: restmon_command(
                 py_root, upstream_port, port, f"sqlite:///{root / 'monitor.db'}"
             ),
@@ -424,8 +464,8 @@ def main() -> None:
         for name in GATEWAYS:
             wrk(f"http://127.0.0.1:{gateways[name][1]}{URL_PATH}", 2, CONCURRENCY, 1)  # warm-up
         for n in range(arms.wrk_rounds):
-            for arm in rotated(GATEWAYS, n):
-                arms.wrk_round(arm)
+            for arm in rotated([*GATEWAYS, FLOOR], n):
+                arms.floor_round() if arm == FLOOR else arms.wrk_round(arm)
                 print(f"wrk round {n + 1} {arm}: {arms.rates[arm][-1]:,.0f} req/s", flush=True)
         profiled = None
         if not args.no_profile:

@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.bench_proxy import UPSTREAM, http_stack
 from benchmarks.example_package import free_port, generate_example
-from benchmarks.harness import cpu_seconds, running, wrk
+from benchmarks.harness import cpu_seconds, process_tree, running, wrk
 from benchmarks.results import machine_line, write_section
 
 REPO = Path(__file__).resolve().parent.parent
@@ -46,12 +46,6 @@ class Gateway:
     @property
     def name(self) -> str:
         return f"--workers {self.workers}" + (" --db sqlite" if self.db else "")
-
-
-def process_tree(pid: int) -> list[int]:
-    """`pid` and its children (a `--workers N` parent's workers)."""
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return [pid, *(int(child) for child in children)]
 
 
 def tree_cpu(pid: int) -> dict[int, float]:

@@ -20,6 +20,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its children (a `restmon serve --workers N` parent's workers)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [pid, *(int(child) for child in children)]
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of `pid` and its children, as `cpu_seconds` counts them."""
+    return sum(cpu_seconds(each) for each in process_tree(pid))
+
+
 @contextmanager
 def running(command: list[str], port: int) -> Iterator[int]:
     """`command` as a subprocess (its pid), once it accepts connections on `port`."""
