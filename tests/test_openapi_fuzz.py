@@ -28,9 +28,11 @@ from protoc_gen_restmon.runtime.gateway.app import Gateway
 from tests.support.fuzz import (
     FUZZED,
     LEFT_OUT,
+    NDJSON,
     NEGATIVE,
     POSITIVE,
     fuzz,
+    ndjson_lines_conform,
     operations,
     real_ids,
     seed,
@@ -63,3 +65,16 @@ def test_operation_keeps_its_document(
     statuses = fuzz(api_schema, method, path, mode)
     if mode is POSITIVE:  # real_ids: some valid requests reach a real resource
         assert any(200 <= status < 300 for status in statuses), statuses
+
+
+def test_ndjson_lines_are_checked_against_their_schema(api_schema: Any) -> None:
+    """`ndjson_lines_conform` passes WatchShelf's stream and fails it once a line is off the
+    schema of one line (schemathesis itself skips the media type)."""
+    case = api_schema["/v1/shelves/{shelf}:watch"]["GET"].Case(path_parameters={"shelf": "fiction"})
+    response = case.call()
+    assert response.headers["content-type"] == [NDJSON]
+    assert ndjson_lines_conform(None, response, case) is True  # type: ignore[arg-type]
+    response.content += b'{"result": {"shelf": 7}}\n'
+    last = len(response.content.splitlines())
+    with pytest.raises(AssertionError, match=f"NDJSON line {last} does not match its schema"):
+        ndjson_lines_conform(None, response, case)  # type: ignore[arg-type]
