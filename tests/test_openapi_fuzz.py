@@ -31,6 +31,7 @@ from tests.support.fuzz import (
     NDJSON,
     NEGATIVE,
     POSITIVE,
+    TIMEOUT,
     fuzz,
     ndjson_lines_conform,
     operations,
@@ -38,7 +39,7 @@ from tests.support.fuzz import (
     seed,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(TIMEOUT)]
 
 
 @pytest.fixture(scope="module", name="api_schema")

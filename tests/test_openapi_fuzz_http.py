@@ -38,6 +38,7 @@ from tests.support.fuzz import (
     LEFT_OUT,
     NEGATIVE,
     POSITIVE,
+    TIMEOUT,
     fuzz,
     operations,
     real_ids,
@@ -48,7 +49,7 @@ from tests.support.protoc_tools import EXAMPLE_FILES, PROTOS, REPO
 from tests.support.proxy_fixtures import running_upstream
 from tests.support.servers import free_port
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(TIMEOUT)]
 
 BIN = Path(sys.executable).parent  # restmon and st, the installed console scripts
 

@@ -41,6 +41,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 EXAMPLES = int(os.environ.get("RESTMON_FUZZ_EXAMPLES", "10"))
+TIMEOUT = max(300, 30 * EXAMPLES)  # seconds a fuzz test may take (`make fuzz` raises EXAMPLES)
 POSITIVE, NEGATIVE = GenerationMode.POSITIVE, GenerationMode.NEGATIVE
 NDJSON = "application/x-ndjson"
 
