@@ -33,10 +33,9 @@ from tests.support.fuzz import (
     POSITIVE,
     TIMEOUT,
     fuzz,
+    install,
     ndjson_lines_conform,
     operations,
-    real_ids,
-    seed,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(TIMEOUT)]
@@ -45,10 +44,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(TIMEOUT)]
 @pytest.fixture(scope="module", name="api_schema")
 def fixture_api_schema(bookstore_pb: ModuleType) -> Iterator[Any]:
     app = Gateway(services=[make_service(bookstore_pb)])
-    api_schema = schemathesis.openapi.from_asgi("/openapi.json", app)
-    api_schema.hook("flatmap_case")(real_ids)
-    seed(api_schema)
-    yield api_schema
+    yield install(schemathesis.openapi.from_asgi("/openapi.json", app))
 
 
 def test_every_operation_is_fuzzed(api_schema: Any) -> None:

@@ -10,9 +10,10 @@ import schemathesis
 from schemathesis.generation.case import Case
 from schemathesis.hooks import HookContext
 
-from tests.support.fuzz import ndjson_lines_conform, prepare, real_ids
+from tests.support.fuzz import ndjson_lines_conform, negation_survives, prepare, real_ids
 
 schemathesis.hook("flatmap_case")(real_ids)
+schemathesis.hook("filter_case")(negation_survives)
 schemathesis.check(ndjson_lines_conform)
 
 
