@@ -8,7 +8,10 @@ the 200 paths untested. `real_ids` (a `flatmap_case` hook) points about two thir
 whose path was generated valid at the seeded `shelves/fiction/books/dune` (`authors/herbert`,
 chapter 1); operations that change or delete what they address get a scratch shelf and book
 instead, which `prepare` (re)creates before each call. The ids match the path patterns, so the
-cases stay valid.
+cases stay valid. `prepare` also keeps the example's own rules (a borrower, a Book mask), and
+two `filter_case` hooks drop cases whose claim the wire cannot keep (`negation_survives`) or
+that betterproto garbles upstream (`no_negative_fractions`, proxy only). `install` puts the
+hooks on a schema; tests/support/fuzz_hooks.py registers them for `st run`.
 """
 
 from __future__ import annotations
