@@ -7,7 +7,7 @@ CORPUS_VERSION := 6.0.1
 CORPUS := corpus/google-proto-files
 EXAMPLES := $(sort $(wildcard protos/*/v1/*.proto))
 
-.PHONY: venv test demo bench lint corpus clean openapi-corpus
+.PHONY: venv test demo bench lint corpus clean openapi-corpus fuzz
 
 venv: $(VENV)/.installed
 
@@ -29,6 +29,14 @@ test: venv
 ## stops at 128 KiB a document: openapi-spec-validator takes ~12 CPU-minutes for all of them).
 openapi-corpus: venv corpus
 	RESTMON_OPENAPI_CORPUS_MAX_KIB=0 $(PY) -m pytest -s tests/test_openapi_corpus.py
+
+## schemathesis against the example gateway (issue 14) with FUZZ_EXAMPLES examples per operation
+## and mode (`make test` uses 10): in process, over HTTP (the demo server, `restmon serve` in
+## proxy mode) and through `st run`.
+FUZZ_EXAMPLES ?= 100
+fuzz: venv
+	RESTMON_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -p no:randomly --durations=5 \
+		tests/test_openapi_fuzz.py tests/test_openapi_fuzz_http.py
 
 ## Generate the example protos, list their REST routes, serve them: gRPC :50051, REST :8080.
 demo: venv

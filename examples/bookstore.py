@@ -106,6 +106,8 @@ def make_service(pb: ModuleType) -> Any:
                 except AttributeError:
                     why = f"update_mask: {path!r} is not a field path of bookstore.v1.Book"
                     raise GRPCError(Status.INVALID_ARGUMENT, why) from None
+            # Through the wire form: a oneof member _copy_path unset (None) is then no member.
+            self.books[book.name] = book = pb.Book().parse(bytes(book))
             return book
 
         async def delete_book(self, request: Any) -> Any:
@@ -178,10 +180,22 @@ def _copy_path(source: Any, target: Any, path: str) -> None:
     """Copy the field a FieldMask path names (`title`, `price.units`) from source to target."""
     name, _, rest = path.partition(".")
     if not rest:
-        setattr(target, name, getattr(source, name))
+        value = _member(source, name)
+        if value is not None or _member(target, name) is not None:  # else unset in both
+            setattr(target, name, value)
         return
     child = getattr(source, name)
     group = target._betterproto.oneof_group_by_field.get(name)
     if group and betterproto.which_one_of(target, group)[0] != name:
         setattr(target, name, type(child)())  # an unset oneof member: start from an empty one
     _copy_path(child, getattr(target, name), rest)
+
+
+def _member(message: Any, name: str) -> Any:
+    """A field's value; None for a oneof member that is not the one set (betterproto raises
+    AttributeError on reading it): a mask naming it unsets it, as FieldMask's update rules say
+    of a field the request leaves unset."""
+    group = message._betterproto.oneof_group_by_field.get(name)
+    if group and betterproto.which_one_of(message, group)[0] != name:
+        return None
+    return getattr(message, name)

@@ -116,7 +116,8 @@ def test_post_with_a_body(client_package: ModuleType, api: Any) -> None:
 
 def test_patch(client_package: ModuleType, api: Any) -> None:
     update_book = operation(client_package, "bookstore_service_update_book")
-    book = models(client_package).BookInput(title="Dune (1965)")
+    # The body is the book without `name`, which the URL gives: an inline object of its own.
+    book = models(client_package).BookstoreServiceUpdateBookBodyType0(title="Dune (1965)")
     answer = update_book.sync_detailed(
         "fiction", "dune", client=api, body=book, update_mask="title"
     )

@@ -45,3 +45,22 @@ def test_same_input_same_document(example: tuple[list[Any], list[Binding]]) -> N
 
     first = json.dumps(valid_document(*example))
     assert json.dumps(valid_document(*example)) == first
+
+
+@pytest.mark.parametrize(
+    ("operation_id", "kept"),
+    [("BookstoreService_UpdateBook", "title"), ("BookstoreService_UpdateShelf", "displayName")],
+)
+def test_body_field_leaves_out_its_fields_the_path_binds(
+    document: dict[str, Any], operation_id: str, kept: str
+) -> None:
+    """`{book.name=…}` with `body: "book"`: the body is the book without `name` (the URL gives
+    it), as `body: "*"` leaves out the request's fields the path binds (CheckoutBook's `name`)."""
+    _, _, op = operations(document)[operation_id]
+    book, null = op["requestBody"]["content"]["application/json"]["schema"]["anyOf"]
+    assert null == {"type": "null"}
+    assert "name" not in book["properties"] and kept in book["properties"]
+    assert book["additionalProperties"] is False
+    _, _, checkout = operations(document)["BookstoreService_CheckoutBook"]
+    whole = checkout["requestBody"]["content"]["application/json"]["schema"]
+    assert "name" not in whole["properties"] and "memberId" in whole["properties"]

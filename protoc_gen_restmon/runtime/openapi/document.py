@@ -156,7 +156,7 @@ class _Builder:
             field = request.fields_by_name[binding.body.proto[0]]
             if field.message_type is not None and field.message_type.full_name == HTTP_BODY:
                 return _raw_body(f"The raw `{field.name}`, of any content type.")
-            schema = nullable(self.schemas.field_schema(field, request=True))
+            schema = nullable(self._field_body(binding, field))
             schema |= self.schemas.annotations(field)
         if streaming:
             return {
@@ -172,6 +172,20 @@ class _Builder:
         if not bound:
             return self.schemas.message_ref(request, request=True)
         return self.schemas.message_object(request, request=True, exclude=bound)
+
+    def _field_body(self, binding: Binding, field: FieldDescriptor) -> Schema:
+        """`body: "<field>"`: the field's schema; for a message field whose own fields the path
+        binds (`{book.name=…}` with `body: "book"`), an object without them, as `body: "*"`
+        leaves out the fields the path binds at the body's top level."""
+        bound = {
+            v.field.proto[1]
+            for v in binding.variables
+            if len(v.field.proto) == 2 and v.field.proto[0] == field.name
+        }
+        message = field.message_type
+        if not bound or message is None or self.schemas.is_special(message):
+            return self.schemas.field_schema(field, request=True)
+        return self.schemas.message_object(message, request=True, exclude=bound)
 
     def success(self, binding: Binding, response: Descriptor, head: bool) -> dict[str, Any]:
         answer: dict[str, Any] = {

@@ -167,6 +167,14 @@ class Schemas:
             notes["deprecated"] = True
         return notes | schema
 
+    @staticmethod
+    def is_special(message: Descriptor) -> bool:
+        """A well-known type or a wrapper: its JSON is not the object of its fields."""
+        return (
+            message.file.name == WRAPPERS_FILE
+            or well_known_schema(message, request=True) is not None
+        )
+
     def message_object(
         self, message: Descriptor, *, request: bool, exclude: Iterable[str] = ()
     ) -> Schema:
