@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -223,7 +224,11 @@ def test_client_stream_lines_go_upstream_as_they_arrive(
     assert response.json()["importedCount"] == 2
 
 
-STREAMED = 4_000  # events of 4 KiB: 16 MB on the wire, 4 times the HTTP/2 window
+STREAMED = 10_000  # events of 4 KiB: 40 MB on the wire, 10 times the HTTP/2 window
+# The client's receive buffer, fixed (SO_RCVBUF turns off the kernel's autotuning, which on
+# loopback grows it up to tcp_rmem's maximum, 32 MiB here: a stalled client would take in
+# most of the stream itself, and the test would measure the kernel, not the gateway).
+CLIENT_RCVBUF = 64 * 1024
 
 
 def test_slow_client_keeps_the_gateway_memory_bounded(
@@ -236,7 +241,10 @@ def test_slow_client_keeps_the_gateway_memory_bounded(
     try:
         idle = gateway.rss_kib()
         url = f"{gateway.url}/v1/shelves/many:watch?maxEvents={STREAMED}"
-        with httpx.stream("GET", url, headers={"x-request-id": "slow-reader"}) as response:
+        options = [(socket.SOL_SOCKET, socket.SO_RCVBUF, CLIENT_RCVBUF)]
+        client = httpx.Client(transport=httpx.HTTPTransport(socket_options=options))
+        request = client.stream("GET", url, headers={"x-request-id": "slow-reader"})
+        with client, request as response:
             lines = response.iter_lines()
             next(lines)
             time.sleep(1.5)  # the client stalls: the gateway may not read the stream ahead
@@ -249,6 +257,6 @@ def test_slow_client_keeps_the_gateway_memory_bounded(
     print(f"gateway RSS idle {idle} KiB, stalled {stalled} KiB, server sent {sent}")
     assert count == STREAMED  # every event arrived, in the end
     # Flow control held the server back: what it sent fits in socket buffers and one HTTP/2
-    # window (4 MiB), not the whole stream.
+    # window (upstream.STREAM_WINDOW, 1 MiB), not the whole stream.
     assert max(sent, default=0) < STREAMED // 2, sent
     assert stalled - idle < 8 * 1024, (idle, stalled)

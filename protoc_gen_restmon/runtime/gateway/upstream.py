@@ -183,6 +183,7 @@ LOAD_BALANCING = ("round_robin", "pick_first")
 # unused for up to two minutes).
 INITIAL_RECONNECT_BACKOFF_MS = 250
 MAX_RECONNECT_BACKOFF_MS = 5_000
+STREAM_WINDOW = 1024 * 1024  # bytes of one response stream C-core may read ahead
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,6 +347,12 @@ def channel_arguments(options: UpstreamOptions, config: str) -> list[ChannelOpti
         "grpc.initial_reconnect_backoff_ms": INITIAL_RECONNECT_BACKOFF_MS,
         "grpc.max_reconnect_backoff_ms": MAX_RECONNECT_BACKOFF_MS,
         "grpc.max_receive_message_length": -1,  # the gateway sets no limit of its own
+        # A fixed HTTP/2 receive window per stream: C-core reads a stream ahead of the HTTP
+        # client up to its window, and its BDP probe grows the window with the bandwidth (to
+        # 12 MB and more on loopback): per slow client, in the gateway's memory
+        # (docs/proxy.md; tests/test_proxy_failures.py measures it).
+        "grpc.http2.bdp_probe": 0,
+        "grpc.http2.lookahead_bytes": STREAM_WINDOW,
         "grpc.enable_retries": int(options.retry is not None),
         "grpc.service_config": config,
     }
