@@ -123,8 +123,9 @@ def main() -> None:
             f"Peak RSS growth as a share of the bytes streamed: fast {share(fast)}, slow "
             f"**{share(slow)}**; slow minus fast: {slow.growth_mib - fast.growth_mib:.1f} MiB. "
             "The gateway reads one upstream message per `send`, which blocks while the client's "
-            "socket is full; grpclib acknowledges HTTP/2 data only as it is read, so the upstream "
-            "can run at most one flow-control window (4 MiB) ahead.",
+            "socket is full; the upstream channel (grpc.aio) has a fixed HTTP/2 window per "
+            "stream (upstream.STREAM_WINDOW, 1 MiB, C-core's BDP probe off), so the upstream "
+            "can run at most that far ahead of what the gateway has read.",
         ]
     )
     write_section("proxy_memory", body)
