@@ -22,6 +22,8 @@ from protoc_gen_restmon.runtime.admin.auth import create_admin_token
 from protoc_gen_restmon.runtime.monitor.model import (
     CallRecord,
     CallStatus,
+    KeyType,
+    NewApiKey,
     SeriesQuery,
     Step,
     Store,
@@ -281,6 +283,28 @@ def test_sums_equal_overview_services_and_methods(api: Api, hours: int) -> None:
     for method in api.json("/api/grpc/monitor/methods/", hours=hours)["methods"]:
         query = {"service": method["service_name"], "method": method["method_name"]}
         assert sums(query) == counts(method)
+
+
+def test_overview_judges_key_expiry_by_the_admin_clock(api: Api) -> None:
+    """The clock is NOW (March 2026), long before the real time: a key valid until an hour
+    after NOW has expired by the real clock, and is active by the admin API's."""
+
+    def active() -> int:
+        return int(api.json("/api/grpc/monitor/overview/", hours=1)["active_api_keys"])
+
+    before = active()
+    for name, expires in (("clock-valid", NOW + timedelta(hours=1)), ("clock-old", NOW)):
+        api.store.create_key(
+            NewApiKey(
+                name=name,
+                key_type=KeyType.CLI,
+                key_hash=f"hash-{name}",
+                key_prefix="rm_a",
+                key_suffix="wxyz",
+                expires_at=expires,
+            )
+        )
+    assert active() == before + 1
 
 
 @pytest.mark.parametrize(

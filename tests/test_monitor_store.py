@@ -460,6 +460,8 @@ def test_key_stats(store: Store) -> None:
         "keys_by_type": {"service": 1, "cli": 2, "webhook": 1, "internal": 0, "development": 0},
     }
     assert store.overview(HOUR_AGO)["active_api_keys"] == 2
+    # Judged at a given time: two days on, "future" has expired too.
+    assert store.overview(HOUR_AGO, NOW + timedelta(days=2))["active_api_keys"] == 1
 
 
 def test_key_use_keeps_latest_time(store: Store) -> None:

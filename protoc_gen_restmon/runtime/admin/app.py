@@ -240,8 +240,9 @@ class AdminApp:
         return json_reply(dict(await asyncio.to_thread(self.monitor.health)))
 
     async def overview(self, request: Request) -> Reply:
-        since = request.params.since(self.clock())
-        return json_reply(dict(await asyncio.to_thread(self.store.overview, since)))
+        now = self.clock()
+        since = request.params.since(now)
+        return json_reply(dict(await asyncio.to_thread(self.store.overview, since, now)))
 
     async def services(self, request: Request) -> Reply:
         since = request.params.since(self.clock())

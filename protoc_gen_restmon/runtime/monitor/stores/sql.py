@@ -72,8 +72,9 @@ class SqlStore:
     def requests(self, query: RequestQuery) -> Page:
         return self._read(lambda cur: calls.requests(cur, query))
 
-    def overview(self, since: datetime) -> Mapping[str, Any]:
-        return self._read(lambda cur: calls.overview(cur, since, _now()))
+    def overview(self, since: datetime, now: datetime | None = None) -> Mapping[str, Any]:
+        at = now or _now()
+        return self._read(lambda cur: calls.overview(cur, since, at))
 
     def services(self, since: datetime) -> list[Mapping[str, Any]]:
         return self._read(lambda cur: calls.services(cur, since))
