@@ -44,12 +44,8 @@ UNKNOWN = {"@type": TYPE + "restmon.test.Secret", "value": "CAc="}
 def fixture_upstream(
     bookstore_pb: ModuleType, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[UpstreamProcess]:
-    upstream = UpstreamProcess(bookstore_pb, tmp_path_factory.mktemp("details") / "events.log")
-    upstream.start()
-    try:
-        yield upstream
-    finally:
-        upstream.stop()
+    with UpstreamProcess(bookstore_pb, tmp_path_factory.mktemp("details") / "events.log") as up:
+        yield up
 
 
 def test_upstream_error_details_are_in_the_status_body(

@@ -34,7 +34,7 @@ from protoc_gen_restmon.runtime.monitor.stores import open_store
 from protoc_gen_restmon.runtime.workers import Policy, Supervisor
 from tests.support.gateway_fixtures import DUNE, GENERATED
 from tests.support.servers import free_port
-from tests.support.upstream_process import UpstreamProcess
+from tests.support.upstream_process import UpstreamProcess, package_root
 
 RESTMON = str(Path(sys.executable).with_name("restmon"))
 SERVICE = "bookstore.v1.BookstoreService"
@@ -44,20 +44,12 @@ CALLS = 2_000
 KEYS = 5
 
 
-def output_root(pb: ModuleType) -> Path:
-    return Path(pb.__file__ or "").resolve().parents[3]
-
-
 @pytest.fixture(name="upstream", scope="module")
 def fixture_upstream(
     bookstore_pb: ModuleType, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[UpstreamProcess]:
-    process = UpstreamProcess(bookstore_pb, tmp_path_factory.mktemp("upstream") / "events")
-    process.start()
-    try:
+    with UpstreamProcess(bookstore_pb, tmp_path_factory.mktemp("upstream") / "events") as process:
         yield process
-    finally:
-        process.stop()
 
 
 @dataclass
@@ -115,7 +107,7 @@ def serving(
     port = free_port()
     command = [
         *(RESTMON, "serve", "--upstream", upstream.address, "--log-level", "warning"),
-        *("--package", GENERATED, "--path", str(output_root(pb)), "--port", str(port)),
+        *("--package", GENERATED, "--path", package_root(pb), "--port", str(port)),
         *("--db", url, "--require-key", SERVICE, "--workers", str(WORKERS), *extra),
     ]
     process = subprocess.Popen(
@@ -291,7 +283,7 @@ def test_require_key_usage_errors(
         main(
             [
                 *("serve", "--upstream", "localhost:1", "--package", GENERATED),
-                *("--path", str(output_root(bookstore_pb)), *args),
+                *("--path", package_root(bookstore_pb), *args),
             ]
         )
     assert exited.value.code == 2

@@ -65,12 +65,8 @@ def fixture_upstream(
     bookstore_pb: ModuleType, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[UpstreamProcess]:
     """The gRPC server `restmon serve` proxies to, in its own process (never stopped here)."""
-    upstream = UpstreamProcess(bookstore_pb, tmp_path_factory.mktemp("up") / "events.log")
-    upstream.start()
-    try:
+    with UpstreamProcess(bookstore_pb, tmp_path_factory.mktemp("up") / "events.log") as upstream:
         yield upstream
-    finally:
-        upstream.stop()
 
 
 # --- The server under test ---

@@ -38,7 +38,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.rpc import error_details_pb2
@@ -235,6 +235,9 @@ def package_root(pb: ModuleType) -> str:
     return str(Path(pb.__file__ or "").parents[pb.__name__.count(".") + 1])
 
 
+P = TypeVar("P", bound="Process")
+
+
 class Process:
     """One `python -m tests.support.upstream_process …` child; `start` returns once it is ready."""
 
@@ -255,6 +258,13 @@ class Process:
         if line.strip() != "ready":
             self.stop()
             raise AssertionError(f"{self.args[0]} did not start (exit {self.popen.returncode})")
+
+    def __enter__(self: P) -> P:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
 
     def kill(self) -> None:
         """SIGKILL: no goodbye, the kernel closes its sockets."""
