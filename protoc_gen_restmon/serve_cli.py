@@ -140,6 +140,7 @@ def proxy_gateway(args: argparse.Namespace) -> tuple[App, Monitor | None]:
             load_balancing=args.load_balancing,
             retry=retry_policy(args.retry_attempts),
             channel_options=tuple(args.upstream_option),
+            transport=args.upstream_transport,
         )
     except ValueError as err:
         raise UsageError(str(err)) from err
@@ -421,6 +422,15 @@ def register(commands: Any) -> None:
         metavar="KEY=VALUE",
         help="a grpcio channel argument (grpc.max_receive_message_length=8388608), "
         "overriding the gateway's; repeatable",
+    )
+    serve.add_argument(
+        "--upstream-transport",
+        choices=("grpcio", "asyncio"),
+        default=os.environ.get("RESTMON_UPSTREAM_TRANSPORT", "grpcio"),
+        help="who makes the upstream calls: grpcio's channel (C-core; the default, every "
+        "option above) or an HTTP/2 client on the gateway's event loop (asyncio: lower "
+        "latency; one host:port or unix:path, no retries, no --upstream-option); default "
+        "$RESTMON_UPSTREAM_TRANSPORT, else grpcio",
     )
     serve.add_argument("--host", default="127.0.0.1", help="listen address; default 127.0.0.1")
     serve.add_argument("--port", type=int, default=8080, help="listen port; default 8080")

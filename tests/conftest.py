@@ -3,6 +3,7 @@ tests/support/ registered as a plugin (so tests name fixtures without importing 
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -17,6 +18,16 @@ from tests.support.protoc_tools import EXAMPLE_FILES, PROTOS, capture_request
 collect_ignore = (
     ["test_openapi_fuzz.py", "test_openapi_fuzz_http.py"] if sys.version_info < (3, 11) else []
 )
+
+# RESTMON_UPSTREAM_TRANSPORT=asyncio runs the suite with proxy mode on the event loop's HTTP/2
+# client: `restmon serve` reads it as --upstream-transport's default, and here every
+# UpstreamOptions() made without a transport takes it (tests of grpcio-only options skip).
+UPSTREAM_TRANSPORT = os.environ.get("RESTMON_UPSTREAM_TRANSPORT", "grpcio")
+if UPSTREAM_TRANSPORT != "grpcio":
+    from protoc_gen_restmon.runtime.gateway.upstream import UpstreamOptions
+
+    _defaults = UpstreamOptions.__init__.__defaults__ or ()
+    UpstreamOptions.__init__.__defaults__ = (*_defaults[:-1], UPSTREAM_TRANSPORT)
 
 
 @pytest.fixture(scope="session")

@@ -231,6 +231,7 @@ def test_serve_takes_a_grpc_target_and_channel_options(
         *("--package", GENERATED, "--path", str(output_root(bookstore_pb))),
         *("--port", str(port), "--retry-attempts", "3", "--keepalive", "30"),
         *("--upstream-option", "grpc.max_receive_message_length=16"),
+        *("--upstream-transport", "grpcio"),  # whatever RESTMON_UPSTREAM_TRANSPORT says
     )
     for base in run_server(command, tmp_path, port):
         assert httpx.get(f"{base}/v1/shelves/fiction/books/dune").status_code == 429

@@ -40,6 +40,7 @@ from tests.support.gateway_fixtures import (
     assert_status_body,
 )
 from tests.support.proxy_fixtures import (
+    GRPCIO_ONLY,
     SERVED_BY,
     RunningUpstream,
     make_proxy_service,
@@ -77,6 +78,7 @@ def test_proxy_packages_by_dotted_name(bookstore_pb: ModuleType, upstream: Runni
     assert proxy_call(gateway, "GET", "/v1/shelves/fiction").json()["name"] == "shelves/fiction"
 
 
+@GRPCIO_ONLY
 def test_proxy_reuses_one_channel_per_loop(proxied: Served) -> None:
     async def twice() -> list[int]:
         first = await asgi_call(proxied.gateway, "GET", "/v1/shelves/fiction")
@@ -113,7 +115,8 @@ def test_proxy_lifespan_shutdown_closes_the_channel(proxied: Served) -> None:
         return sent
 
     assert asyncio.run(scenario()) == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
-    assert proxied.gateway.backend.upstream._channel is None  # type: ignore[attr-defined]
+    upstream = proxied.gateway.backend.upstream  # type: ignore[attr-defined]
+    assert getattr(upstream, "_channel", None) is getattr(upstream, "_connection", None) is None
 
 
 def test_the_channel_carries_a_bidi_stream(bookstore_pb: ModuleType) -> None:

@@ -26,9 +26,12 @@ from protoc_gen_restmon.runtime.gateway.upstream import (
     idempotent,
 )
 from protoc_gen_restmon.runtime.specs import Cardinality, MessageRef, MethodSpec
-from tests.support.proxy_fixtures import proxy_call, running_upstream
+from tests.support.proxy_fixtures import GRPCIO_ONLY, proxy_call, running_upstream
 from tests.support.servers import uvicorn_server
 from tests.support.upstream_process import UpstreamProcess
+
+# Replicas, retries and channel options are grpcio's channel's (C-core's) features.
+pytestmark = GRPCIO_ONLY
 
 JSON = [("content-type", "application/json")]
 

@@ -86,7 +86,7 @@ def test_mutual_tls_without_a_client_certificate_is_503(
 
 def test_an_ssl_context_is_a_config_error_naming_upstream_tls() -> None:
     with pytest.raises(ConfigError, match="UpstreamTls"):
-        UpstreamOptions(tls=ssl.create_default_context())  # type: ignore[arg-type]
+        UpstreamOptions(tls=ssl.create_default_context(), transport="grpcio")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+import pytest
 from grpclib.events import RecvRequest, SendInitialMetadata, listen
 from grpclib.server import Server, Stream
 
@@ -31,6 +33,11 @@ from protoc_gen_restmon.runtime.grpclib_private import close_server
 from tests.support.gateway_fixtures import Reply, Served, asgi_call, make_test_service
 from tests.support.servers import free_port
 
+# A test of grpcio's channel itself, skipped when the suite runs on the asyncio transport.
+GRPCIO_ONLY = pytest.mark.skipif(
+    os.environ.get("RESTMON_UPSTREAM_TRANSPORT", "grpcio") != "grpcio",
+    reason="grpcio's channel (RESTMON_UPSTREAM_TRANSPORT chose another)",
+)
 SLOW = 3.0  # seconds GetShelf("slow") takes: longer than every deadline the tests set
 SERVED_BY = ("x-served-by", "bookstore")
 

@@ -42,6 +42,7 @@ from protoc_gen_restmon.runtime.gateway.http import (
     stream_error_json,
     wants_event_stream,
 )
+from protoc_gen_restmon.runtime.gateway.loop_upstream import LoopUpstream
 from protoc_gen_restmon.runtime.gateway.observe import (
     GRPC_TYPES,
     NO_OBSERVER,
@@ -185,7 +186,7 @@ class Gateway:
                 for spec in generated.monitor.SERVICES:
                     bindings.extend(self._add_service(generated, spec))
             methods = [method.rpc for method in self._methods.values()]
-            self.backend = UpstreamBackend(Upstream(target, self.options.upstream, methods))
+            self.backend = UpstreamBackend(_upstream(target, self.options.upstream, methods))
         else:
             local = self.backend = LocalBackend()
             for impl in services:
@@ -502,3 +503,12 @@ def _check_page_path(name: str, path: str | None) -> None:
 
 def _request_id(scope: Scope) -> str:
     return given_request_id(header(scope, b"x-request-id")) or new_request_id()
+
+
+def _upstream(
+    target: Target, options: UpstreamOptions, methods: list[RpcMethod]
+) -> Upstream | LoopUpstream:
+    """The upstream client of `options.transport`."""
+    if options.transport == "asyncio":
+        return LoopUpstream(target, options)
+    return Upstream(target, options, methods)

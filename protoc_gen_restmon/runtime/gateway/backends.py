@@ -10,6 +10,7 @@ import grpclib.exceptions
 from google.protobuf.message import Message
 
 from protoc_gen_restmon.runtime.gateway.http import Headers
+from protoc_gen_restmon.runtime.gateway.loop_upstream import LoopUpstream
 from protoc_gen_restmon.runtime.gateway.services import ImplementedService
 from protoc_gen_restmon.runtime.gateway.upstream import CallOptions, RpcMethod, Upstream
 from protoc_gen_restmon.runtime.jsoncodec.bridge import from_betterproto, to_betterproto
@@ -143,9 +144,10 @@ class LocalBackend:
 
 
 class UpstreamBackend:
-    """Calls an upstream gRPC server: upb messages as wire bytes over one grpcio channel."""
+    """Calls an upstream gRPC server: upb messages as wire bytes, over one grpcio channel
+    (`Upstream`) or one HTTP/2 connection on the event loop (`LoopUpstream`)."""
 
-    def __init__(self, upstream: Upstream) -> None:
+    def __init__(self, upstream: Upstream | LoopUpstream) -> None:
         self.upstream = upstream
 
     async def call(

@@ -178,6 +178,9 @@ def encode_response_metadata(metadata: Iterable[tuple[str, str | bytes]]) -> Hea
 # Name-resolver schemes a target may start with (gRPC's naming doc); anything else is host:port.
 TARGET_SCHEMES = ("dns:", "ipv4:", "ipv6:", "unix:", "unix-abstract:")
 LOAD_BALANCING = ("round_robin", "pick_first")
+# Who makes the calls: grpcio's channel (C-core, on its own thread; every feature below), or
+# an HTTP/2 client on the gateway's event loop (`loop_upstream`: one address, lower latency).
+TRANSPORTS = ("grpcio", "asyncio")
 # How long a failed replica waits before C-core connects to it again: from INITIAL, times 1.6
 # per failure, at most MAX (C-core's defaults, 1 s and 120 s, leave a restarted replica
 # unused for up to two minutes).
@@ -293,9 +296,21 @@ class UpstreamOptions:
     # grpcio channel arguments (`grpc.max_receive_message_length`, …), set last: they
     # override the gateway's own.
     channel_options: tuple[ChannelOption, ...] = ()
+    # "grpcio" or "asyncio" (TRANSPORTS); asyncio takes no retry or channel options, and
+    # reaches one host:port (or unix:path) with the load_balancing setting unused.
+    transport: str = "grpcio"
 
     def __post_init__(self) -> None:
-        if isinstance(self.tls, ssl.SSLContext):
+        if self.transport not in TRANSPORTS:
+            choices = ", ".join(TRANSPORTS)
+            raise ConfigError(f"transport {self.transport!r}: not one of {choices}")
+        if self.transport == "asyncio":
+            if self.retry is not None or self.channel_options:
+                raise ConfigError(
+                    "the asyncio transport has no retries and no channel options "
+                    "(grpcio's, C-core's): use the grpcio transport for them"
+                )
+        elif isinstance(self.tls, ssl.SSLContext):
             raise ConfigError(
                 "UpstreamOptions.tls: the upstream channel is grpcio's (C-core, BoringSSL), "
                 "which cannot take an ssl.SSLContext: give UpstreamTls(ca=…, cert=…, key=…)"
