@@ -52,7 +52,7 @@ def _one_shot_encoder() -> Callable[[Any], str]:
     makes a new C encoder (`c_make_encoder`) with `_ENCODER`'s settings each time; this one is
     made once. The same C code writes the same bytes; the pure-Python encoder where there is no C
     one."""
-    make = json.encoder.c_make_encoder
+    make = getattr(json.encoder, "c_make_encoder", None)  # not in typeshed's json.encoder
     if make is None:
         return _ENCODER.encode
     encode = make(
