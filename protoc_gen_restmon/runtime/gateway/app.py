@@ -54,9 +54,8 @@ from protoc_gen_restmon.runtime.gateway.observe import (
 )
 from protoc_gen_restmon.runtime.gateway.services import GeneratedPackage, implemented_services
 from protoc_gen_restmon.runtime.gateway.upstream import (
-    FORWARDED_FOR,
-    FORWARDED_HEADERS,
     METADATA_PREFIX,
+    OPTION_HEADERS,
     CallOptions,
     RpcMethod,
     Target,
@@ -84,8 +83,6 @@ logger = logging.getLogger("protoc_gen_restmon.gateway")
 NDJSON_MEDIA_TYPES = frozenset({NDJSON.decode(), "application/jsonl"})
 # What an in-process call gets for call options: its handler sees neither metadata nor deadline.
 NO_OPTIONS = CallOptions()
-# The request headers `build_call_options` reads, besides those starting with METADATA_PREFIX.
-OPTION_HEADERS = frozenset({b"grpc-timeout", FORWARDED_FOR, *FORWARDED_HEADERS})
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,8 +354,11 @@ class Gateway:
     async def _unary(
         self, call: _Call, answer: Answer, send: Send, json_options: JsonOptions
     ) -> None:
-        # Read to the end: an upstream reports its status after the message.
-        messages = [message async for message in answer.messages()]
+        # Read to the end: an upstream reports its status after the message. (A loop, not a
+        # list comprehension: that is one more coroutine per request.)
+        messages: list[Message] = []
+        async for item in answer.messages():
+            messages.append(item)
         if len(messages) != 1:
             raise RpcError(Code.INTERNAL, f"the call answered {len(messages)} messages, not 1")
         message = messages[0]

@@ -63,6 +63,13 @@ class Single(AsyncIterator[Message]):
     async def aclose(self) -> None:
         self._message = None
 
+    def take(self) -> Message:
+        """`await anext(single)` and `aclose()` at once, without their two coroutines."""
+        message, self._message = self._message, None
+        if message is None:
+            raise StopAsyncIteration
+        return message
+
 
 @dataclass(frozen=True, slots=True)
 class LocalHandler:
@@ -165,6 +172,8 @@ class UpstreamBackend:
 async def _only(requests: AsyncIterator[Message]) -> Message:
     """The one request of a unary call; the generator is closed here, not left to the event
     loop's finalizer (which would schedule a task per request)."""
+    if isinstance(requests, Single):  # what the gateway makes of a unary request
+        return requests.take()
     message = await anext(requests)
     aclose = getattr(requests, "aclose", None)
     if aclose is not None:

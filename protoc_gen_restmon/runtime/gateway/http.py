@@ -124,8 +124,11 @@ class Exchange:
             self._start = asyncio.get_running_loop().call_soon(self._start_watcher)
 
     def _start_watcher(self) -> None:
-        if self._task is not None and not self._responded:
-            self._watcher = asyncio.ensure_future(self._watch(self._task))
+        task = self._task
+        if task is not None and not self._responded:
+            # The loop's create_task, not asyncio.ensure_future: that is the same task after a
+            # detour through Python-level type checks and the loop's lookup, on every request.
+            self._watcher = task.get_loop().create_task(self._watch(task))
 
     async def _watch(self, task: asyncio.Task[Any]) -> None:
         while (await self._receive())["type"] != "http.disconnect":

@@ -47,6 +47,31 @@ _FIELD_WRITERS: dict[_FieldKey, _Writer] = {}  # message -> the JSON value of on
 _ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
 
 
+def _one_shot_encoder() -> Callable[[Any], str]:
+    """`_ENCODER.encode`, without the encoder it builds on every call: `JSONEncoder.encode`
+    makes a new C encoder (`c_make_encoder`) with `_ENCODER`'s settings each time; this one is
+    made once. The same C code writes the same bytes; the pure-Python encoder where there is no C
+    one."""
+    make = getattr(json.encoder, "c_make_encoder", None)  # not in typeshed's json.encoder
+    if make is None:
+        return _ENCODER.encode
+    encode = make(
+        None,  # markers: check_circular=False
+        _ENCODER.default,
+        json.encoder.encode_basestring,  # ensure_ascii=False
+        None,  # indent
+        _ENCODER.key_separator,
+        _ENCODER.item_separator,
+        _ENCODER.sort_keys,
+        _ENCODER.skipkeys,
+        _ENCODER.allow_nan,
+    )
+    return lambda value: "".join(encode(value, 0))
+
+
+_ENCODE: Final = _one_shot_encoder()
+
+
 def to_json(message: Message, options: JsonOptions = DEFAULT_OPTIONS) -> bytes:
     """`message` in proto3 JSON: compact UTF-8, the keys and values `json_format` writes.
 
@@ -54,7 +79,7 @@ def to_json(message: Message, options: JsonOptions = DEFAULT_OPTIONS) -> bytes:
     holding NaN) is the server's fault: RpcError(INTERNAL).
     """
     try:
-        return _ENCODER.encode(_writer(descriptor_of(message), options)(message)).encode()
+        return _ENCODE(_writer(descriptor_of(message), options)(message)).encode()
     except (ValueError, TypeError, json_format.Error) as err:
         raise RpcError(
             Code.INTERNAL, f"cannot write {message.DESCRIPTOR.full_name} as JSON: {err}"
@@ -70,7 +95,7 @@ def field_to_json(message: Message, name: str, options: JsonOptions = DEFAULT_OP
     """
     descriptor = descriptor_of(message)
     try:
-        return _ENCODER.encode(_field_value_writer(descriptor, name, options)(message)).encode()
+        return _ENCODE(_field_value_writer(descriptor, name, options)(message)).encode()
     except (ValueError, TypeError, json_format.Error) as err:
         raise RpcError(
             Code.INTERNAL, f"cannot write {descriptor.full_name}.{name} as JSON: {err}"
