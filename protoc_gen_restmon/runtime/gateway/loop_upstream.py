@@ -40,6 +40,7 @@ from protoc_gen_restmon.runtime.gateway.upstream import (
     CallOptions,
     RpcMethod,
     Target,
+    UnaryResponse,
     UpstreamOptions,
     encode_response_metadata,
 )
@@ -196,11 +197,13 @@ class LoopCall:
         self._response = response
         self.headers: Headers = stream.metadata_headers()
 
-    async def messages(self) -> AsyncIterator[Message]:
+    def messages(self) -> AsyncIterator[Message]:
         if not self._streaming:
             assert self._response is not None
-            yield self._decode(self._response)
-            return
+            return UnaryResponse(self._decode, self._response)
+        return self._stream_messages()
+
+    async def _stream_messages(self) -> AsyncIterator[Message]:
         while True:
             data = await self._stream.next_message()
             if data is None:

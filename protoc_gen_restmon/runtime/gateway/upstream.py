@@ -423,7 +423,7 @@ class UpstreamCall:
         """The response messages; a stream's status is checked once they end (grpc.aio's
         `read()` raises it at the end of the stream)."""
         if not self._streaming:
-            return _UnaryResponse(self._decode, self._response)
+            return UnaryResponse(self._decode, self._response)
         return self._stream()
 
     async def _stream(self) -> AsyncIterator[Message]:
@@ -446,7 +446,7 @@ class UpstreamCall:
             self._call.cancel()
 
 
-class _UnaryResponse(AsyncIterator[Message]):
+class UnaryResponse(AsyncIterator[Message]):
     """The one response of a unary call, decoded when it is taken. Not an async generator:
     the event loop registers each of those (a WeakSet, for `shutdown_asyncgens`) on first use,
     and finalizes it."""
