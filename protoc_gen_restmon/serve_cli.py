@@ -425,12 +425,12 @@ def register(commands: Any) -> None:
     )
     serve.add_argument(
         "--upstream-transport",
-        choices=("grpcio", "asyncio"),
-        default=os.environ.get("RESTMON_UPSTREAM_TRANSPORT", "grpcio"),
-        help="who makes the upstream calls: grpcio's channel (C-core; the default, every "
-        "option above) or an HTTP/2 client on the gateway's event loop (asyncio: lower "
-        "latency; one host:port or unix:path, no retries, no --upstream-option); default "
-        "$RESTMON_UPSTREAM_TRANSPORT, else grpcio",
+        choices=("auto", "grpcio", "asyncio"),
+        default=os.environ.get("RESTMON_UPSTREAM_TRANSPORT", "auto"),
+        help="who makes the upstream calls: grpcio's channel (C-core; every option above) "
+        "or an HTTP/2 client on the gateway's event loop (asyncio: lower latency; one "
+        "host:port or unix:path, no retries, no --upstream-option); auto: asyncio unless "
+        "the target or options need grpcio. Default $RESTMON_UPSTREAM_TRANSPORT, else auto",
     )
     serve.add_argument("--host", default="127.0.0.1", help="listen address; default 127.0.0.1")
     serve.add_argument("--port", type=int, default=8080, help="listen port; default 8080")

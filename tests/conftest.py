@@ -19,11 +19,12 @@ collect_ignore = (
     ["test_openapi_fuzz.py", "test_openapi_fuzz_http.py"] if sys.version_info < (3, 11) else []
 )
 
-# RESTMON_UPSTREAM_TRANSPORT=asyncio runs the suite with proxy mode on the event loop's HTTP/2
-# client: `restmon serve` reads it as --upstream-transport's default, and here every
-# UpstreamOptions() made without a transport takes it (tests of grpcio-only options skip).
-UPSTREAM_TRANSPORT = os.environ.get("RESTMON_UPSTREAM_TRANSPORT", "grpcio")
-if UPSTREAM_TRANSPORT != "grpcio":
+# RESTMON_UPSTREAM_TRANSPORT=grpcio (or asyncio) runs the suite with proxy mode on that
+# transport instead of auto's choice (asyncio for one host:port): `restmon serve` reads it as
+# --upstream-transport's default, and here every UpstreamOptions() made without a transport
+# takes it. Tests of grpcio's channel itself (GRPCIO_ONLY) run only with grpcio.
+UPSTREAM_TRANSPORT = os.environ.get("RESTMON_UPSTREAM_TRANSPORT", "auto")
+if UPSTREAM_TRANSPORT != "auto":
     from protoc_gen_restmon.runtime.gateway.upstream import UpstreamOptions
 
     _defaults = UpstreamOptions.__init__.__defaults__ or ()

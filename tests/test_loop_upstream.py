@@ -1,7 +1,8 @@
 """The asyncio transport (`UpstreamOptions(transport="asyncio")`, runtime/gateway/loop_upstream.py)
 against real gRPC servers on loopback: what it shares with grpcio's channel, and what it refuses.
 
-The whole proxy suite also runs on it: `RESTMON_UPSTREAM_TRANSPORT=asyncio` (.ci/run does)."""
+The auto transport picks it for one host:port, so the whole proxy suite runs on it; .ci/run runs
+the suite once more on grpcio's channel (`RESTMON_UPSTREAM_TRANSPORT=grpcio`)."""
 
 from __future__ import annotations
 

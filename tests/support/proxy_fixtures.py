@@ -35,7 +35,7 @@ from tests.support.servers import free_port
 
 # A test of grpcio's channel itself, skipped when the suite runs on the asyncio transport.
 GRPCIO_ONLY = pytest.mark.skipif(
-    os.environ.get("RESTMON_UPSTREAM_TRANSPORT", "grpcio") != "grpcio",
+    os.environ.get("RESTMON_UPSTREAM_TRANSPORT", "auto") != "grpcio",
     reason="grpcio's channel (RESTMON_UPSTREAM_TRANSPORT chose another)",
 )
 SLOW = 3.0  # seconds GetShelf("slow") takes: longer than every deadline the tests set

@@ -62,6 +62,7 @@ from protoc_gen_restmon.runtime.gateway.upstream import (
     Upstream,
     UpstreamOptions,
     build_call_options,
+    chosen_transport,
     forwarded_names,
 )
 from protoc_gen_restmon.runtime.jsoncodec.options import JsonOptions
@@ -508,7 +509,7 @@ def _request_id(scope: Scope) -> str:
 def _upstream(
     target: Target, options: UpstreamOptions, methods: list[RpcMethod]
 ) -> Upstream | LoopUpstream:
-    """The upstream client of `options.transport`."""
-    if options.transport == "asyncio":
+    """The upstream client of the transport `options` choose (`chosen_transport`)."""
+    if chosen_transport(target, options) == "asyncio":
         return LoopUpstream(target, options)
     return Upstream(target, options, methods)
