@@ -8,8 +8,9 @@ and the client. The same proto is generated with our plugin for `restmon serve`.
 loopback, sharing the machine's CPUs with the load generator:
 
 - `grpc-gateway`: the Go gateway.
-- `restmon`: `restmon serve` (one uvicorn process, httptools and uvloop, proxy mode on a grpc.aio
-  channel), monitoring off.
+- `restmon`: `restmon serve` (one uvicorn process, httptools and uvloop, proxy mode on its
+  default transport, auto: here the asyncio one, HTTP/2 on the event loop), monitoring off.
+- `restmon-grpcio`: the same with `--upstream-transport grpcio` (a grpc.aio channel, C-core).
 - `restmon-2`: the same with `--workers 2` (two worker processes on one socket; CPU counted
   over the parent and its workers).
 - `restmon-sqlite`: `restmon` with `--db sqlite:///…`: every call recorded.
@@ -83,11 +84,12 @@ GOOGLEAPIS = GOCODE / "github.com/grpc-ecosystem/grpc-gateway/third_party/google
 TOOLS = ["go", "protoc", "protoc-gen-go", "protoc-gen-grpc-gateway", "wrk"]
 MAINS = ["upstream", "gateway", "client"]
 
-GATEWAYS = ["grpc-gateway", "restmon", "restmon-2", "restmon-sqlite"]
+GATEWAYS = ["grpc-gateway", "restmon", "restmon-grpcio", "restmon-2", "restmon-sqlite"]
 FLOOR = "grpc.aio"  # the upstream calls alone, from Python (benchmarks/grpc_aio_floor.py)
 LABELS = {
     "grpc-gateway": "grpc-gateway 1.6.4 (Go, net/http)",
     "restmon": "`restmon serve`, monitoring off",
+    "restmon-grpcio": "`restmon serve --upstream-transport grpcio`, monitoring off",
     "restmon-2": "`restmon serve --workers 2`, monitoring off",
     "restmon-sqlite": "`restmon serve --db sqlite:///…`",
     "direct": "direct grpc-go call (the floor)",
@@ -157,14 +159,19 @@ def generate_restmon(root: Path) -> Path:
 
 
 def restmon_command(
-    path: Path, upstream_port: int, port: int, db: str | None, workers: int = 1
+    path: Path,
+    upstream_port: int,
+    port: int,
+    db: str | None,
+    workers: int = 1,
+    transport: str = "auto",
 ) -> list[str]:
     restmon = Path(sys.executable).with_name("restmon")
     command = [str(restmon), "serve", "--upstream", f"127.0.0.1:{upstream_port}"]
     command += ["--package", "gen", "--path", str(path), "--port", str(port)]
     # error: no access log (grpc-gateway writes none either).
     command += ["--log-level", "error"]
-    command += ["--workers", str(workers)]
+    command += ["--workers", str(workers), "--upstream-transport", transport]
     return command + (["--db", db] if db else [])
 
 
@@ -257,6 +264,10 @@ def check_answers(arms: Arms) -> None:
 # gRPC's). Waiting in the kernel is left out of the shares (see WAITING).
 GROUPS: list[tuple[str, tuple[str, ...]]] = [
     ("gRPC: grpc.aio and C-core (cygrpc, its poller thread)", ("cygrpc", "grpc/")),
+    (
+        "gRPC: the asyncio transport (h2wire, loop_upstream, hpack)",
+        ("gateway/h2wire", "gateway/loop_upstream", "hpack/"),
+    ),
     ("uvicorn and httptools (HTTP/1.1)", ("uvicorn/", "httptools")),
     ("monitoring (our runtime/monitor, sqlite3)", ("runtime/monitor/", "sqlite3")),
     ("JSON and upb messages (our jsoncodec, upb)", ("runtime/jsoncodec/", "_upb", "protobuf/")),
@@ -353,7 +364,7 @@ def report(arms: Arms, profiled: str | None) -> str:
         return "**pass**" if ok else "**fail**"
 
     targets = []
-    for arm in ("restmon", "restmon-2", "restmon-sqlite"):
+    for arm in ("restmon", "restmon-grpcio", "restmon-2", "restmon-sqlite"):
         ratio, slower = rate[arm] / rate[base], med[arm] / med[base]
         targets.append(
             f"| {LABELS[arm]} | {ratio:.2f}x {verdict(ratio >= TARGET_THROUGHPUT)} "
@@ -367,7 +378,9 @@ def report(arms: Arms, profiled: str | None) -> str:
         "benchmarks/echo/echo.proto, a 65-byte JSON answer) through grpc-gateway 1.6.4 and",
         "`restmon serve`, both in front of one grpc-go upstream; Debian bookworm's Go packages",
         "(go 1.19, grpc-go 1.33, golang/protobuf 1.3), built by the benchmark in GOPATH mode.",
-        "`restmon serve`: one uvicorn process (httptools, uvloop), a grpc.aio channel upstream,",
+        "`restmon serve`: one uvicorn process (httptools, uvloop), its default upstream",
+        "transport (auto: here the asyncio one, HTTP/2 on the event loop; the grpcio row:",
+        "a grpc.aio channel),",
         "`--log-level error` (no access log; grpc-gateway writes none). Everything, the load",
         "generator too, shares the machine's CPUs with other work: compare the ratios, which",
         "come from one run with the arms interleaved, not the figures across runs.",
@@ -443,6 +456,9 @@ def main() -> None:
                 *(str(binaries["gateway"]), str(port), f"127.0.0.1:{upstream_port}")
             ],
             "restmon": lambda port: restmon_command(py_root, upstream_port, port, None),
+            "restmon-grpcio": lambda port: restmon_command(
+                py_root, upstream_port, port, None, transport="grpcio"
+            ),
             "restmon-2": lambda port: restmon_command(py_root, upstream_port, port, None, 2),
             "restmon-sqlite": lambda port: restmon_command(
                 py_root, upstream_port, port, f"sqlite:///{root / 'monitor.db'}"
