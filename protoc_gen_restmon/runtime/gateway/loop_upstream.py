@@ -234,6 +234,7 @@ class _Connection(asyncio.Protocol):
         self._closed = False
         self._pinger: asyncio.TimerHandle | None = None
         self._ping_due: asyncio.TimerHandle | None = None
+        self._flush_soon: asyncio.Handle | None = None
 
     # -- the connection ---------------------------------------------------------------------
 
@@ -255,7 +256,14 @@ class _Connection(asyncio.Protocol):
     def usable(self) -> bool:
         return not self._closed and self._h2.goaway is None
 
+    def flush_soon(self) -> None:
+        """Flush once the loop has run what is ready: the calls that start in one loop
+        iteration (50 requests read at once under load) go out in one write, one syscall."""
+        if self._flush_soon is None:
+            self._flush_soon = asyncio.get_running_loop().call_soon(self.flush)
+
     def flush(self) -> None:
+        self._flush_soon = None
         data = self._h2.data_to_send()
         if data and self._transport is not None and not self._closed:
             self._transport.write(data)
@@ -386,7 +394,7 @@ class _Connection(asyncio.Protocol):
 
     def write(self, stream_id: int, data: bytes, end: bool) -> None:
         self._h2.send_data(stream_id, data, end)
-        self.flush()
+        self.flush_soon()
 
     def pending(self, stream_id: int) -> int:
         return self._h2.pending(stream_id)
