@@ -25,7 +25,7 @@ import functools
 import ssl
 from collections.abc import AsyncIterator
 
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import Message
 
 from protoc_gen_restmon import __version__
 from protoc_gen_restmon.runtime.errors import ConfigError
@@ -38,6 +38,7 @@ from protoc_gen_restmon.runtime.gateway.upstream import (
     Target,
     UnaryResponse,
     UpstreamOptions,
+    decode_response,
 )
 from protoc_gen_restmon.runtime.status import Code, RpcError
 
@@ -194,10 +195,7 @@ class LoopCall:
             yield self._decode(data)
 
     def _decode(self, data: bytes) -> Message:
-        try:
-            return self._response_class.FromString(data)
-        except DecodeError as err:
-            raise RpcError(Code.INTERNAL, f"upstream response is not valid: {err}") from err
+        return decode_response(self._response_class, data)
 
     async def close(self) -> None:
         self._stream.cancel()

@@ -454,15 +454,20 @@ class UpstreamCall:
             yield self._decode(data)
 
     def _decode(self, data: bytes) -> Message:
-        try:
-            return self._response_class.FromString(data)
-        except DecodeError as err:
-            raise RpcError(Code.INTERNAL, f"upstream response is not valid: {err}") from err
+        return decode_response(self._response_class, data)
 
     async def close(self) -> None:
         """Cancel the call upstream unless it finished (C-core resets its HTTP/2 stream)."""
         if not self._call.done():
             self._call.cancel()
+
+
+def decode_response(response_class: type[Message], data: bytes) -> Message:
+    """An upstream's response message (either transport); bytes that are none are INTERNAL."""
+    try:
+        return response_class.FromString(data)
+    except DecodeError as err:
+        raise RpcError(Code.INTERNAL, f"upstream response is not valid: {err}") from err
 
 
 class UnaryResponse(AsyncIterator[Message]):
