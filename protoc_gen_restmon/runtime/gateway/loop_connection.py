@@ -11,6 +11,7 @@ import binascii
 import contextlib
 import urllib.parse
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -225,8 +226,8 @@ class Connection(asyncio.Protocol):
 class _Answer:
     """What the server said of one call so far."""
 
-    headers: list[h2wire.Header] | None = None
-    trailers: list[h2wire.Header] | None = None
+    headers: Sequence[h2wire.Header] | None = None
+    trailers: Sequence[h2wire.Header] | None = None
     error: RpcError | None = None
 
 
@@ -407,7 +408,7 @@ class Stream:
         raise RpcError(known, message or known.name, details=details)
 
 
-def _header_error(headers: list[h2wire.Header]) -> RpcError | None:
+def _header_error(headers: Sequence[h2wire.Header]) -> RpcError | None:
     """The error of a response that is not gRPC: an HTTP status or content type gRPC's is not."""
     values = dict(headers)
     status = values.get(b":status", b"")
@@ -420,7 +421,7 @@ def _header_error(headers: list[h2wire.Header]) -> RpcError | None:
     return None
 
 
-def _metadata(headers: list[h2wire.Header]) -> list[tuple[str, str | bytes]]:
+def _metadata(headers: Sequence[h2wire.Header]) -> list[tuple[str, str | bytes]]:
     """The server's metadata in a header block: no pseudo-headers, no gRPC reserved names;
     `-bin` values decoded from base64 (a value that is not is left out)."""
     metadata: list[tuple[str, str | bytes]] = []
