@@ -120,8 +120,9 @@ class Exchange:
             self._schedule_watcher()
 
     def _schedule_watcher(self) -> None:
-        if self._start is None:
-            self._start = asyncio.get_running_loop().call_soon(self._start_watcher)
+        if self._start is None and self._task is not None:
+            # The task's loop, not asyncio.get_running_loop(): a getpid() on Python ≤ 3.11.
+            self._start = self._task.get_loop().call_soon(self._start_watcher)
 
     def _start_watcher(self) -> None:
         task = self._task
