@@ -37,6 +37,7 @@ import dataclasses
 import functools
 import logging
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -249,9 +250,14 @@ class BoundedProtocol(asyncio.Protocol):
         if on_lost is not None and not on_lost[0].response_complete:
             on_lost[1]()
 
-    def _register_on_lost(self, cycle: Any, callback: Callable[[], None]) -> None:
-        """ON_DISCONNECT for `cycle`'s request (bound to its cycle: with pipelining, `cycle`
-        may already be the next request's)."""
+    def _register_on_lost(self, request: weakref.ref[Any], callback: Callable[[], None]) -> None:
+        """ON_DISCONNECT for the request of the cycle `request` refers to (not `self.cycle`:
+        with pipelining, that may already be the next request's). A weak reference: the
+        cycle holds the scope that holds this, and a cycle of references per request is
+        garbage for the collector to find (a tenth of the CPU under load)."""
+        cycle = request()
+        if cycle is None:
+            return
         if cycle.disconnected:
             callback()
         elif not cycle.response_complete:
@@ -269,7 +275,7 @@ class BoundedProtocol(asyncio.Protocol):
             return
         self._seen, self._waiting_head = cycle, False
         extensions = cycle.scope.setdefault("extensions", {})
-        extensions[ON_DISCONNECT] = functools.partial(self._register_on_lost, cycle)
+        extensions[ON_DISCONNECT] = functools.partial(self._register_on_lost, weakref.ref(cycle))
         self._disarm()
         if not cycle.more_body or cycle.response_complete:
             self.table.busy(self)
