@@ -105,7 +105,13 @@ def encode_headers(headers: Iterable[Header]) -> bytes:
     """HPACK literals without indexing and with literal names (RFC 7541 §6.2.2): the block
     means the same to any decoder whatever its dynamic table holds, so request blocks can be
     made (and the fixed part of them kept) without an encoder's state."""
-    return b"".join(b"\x00" + _string(name) + _string(value) for name, value in headers)
+    out = bytearray()
+    for name, value in headers:
+        if len(name) < 127 and len(value) < 127:  # one-byte lengths, the usual case: one step
+            out += b"\x00%c%b%c%b" % (len(name), name, len(value), value)
+        else:
+            out += b"\x00" + _string(name) + _string(value)
+    return bytes(out)
 
 
 class _Blocks:
