@@ -250,3 +250,42 @@ def test_data_beyond_the_stream_window_is_a_flow_control_error() -> None:
     with pytest.raises(H2ProtocolError) as raised:
         client.receive(h2wire.frame(h2wire.DATA, 0, stream_id, b"d" * 2_000))
     assert raised.value.code == h2wire.FLOW_CONTROL_ERROR
+
+
+# Response headers a server sends again and again (so its encoder indexes them and then sends
+# one-byte references), among values long enough to evict entries from a 4 kB table.
+repeated_headers = st.sampled_from(
+    [(b"content-type", b"application/grpc"), (b"grpc-status", b"0"), (b"grpc-status", b"5"),
+     (b"x-a", b"1"), (b"x-a", b"2"), (b"x-b", b"b" * 1500), (b"x-c", b"c" * 2500)]
+)  # fmt: skip
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.lists(repeated_headers, max_size=4), st.lists(repeated_headers, max_size=3)),
+        min_size=1,
+        max_size=25,
+    )
+)
+def test_response_headers_are_what_the_server_sent_call_after_call(
+    calls: list[tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]]],
+) -> None:
+    """Many calls on one connection, headers and trailers drawn from a few (so the server's
+    HPACK encoder indexes them, then refers to them by index while its table fills, evicts and
+    renumbers): every block decodes to what the server sent, the all-indexed blocks we kept
+    decoded too."""
+    pair = Pair()
+    pair.client.initiate()
+    pair.pump()
+    for headers, trailers in calls:
+        stream_id = pair.client.open_stream(encode_headers(REQUEST), end_stream=True)
+        pair.pump()
+        pair.server.send_headers(stream_id, [(b":status", b"200"), *headers])
+        pair.server.send_headers(stream_id, trailers or [(b"grpc-status", b"0")], end_stream=True)
+        pair.pump()
+        got = [e for e in pair.client_events if isinstance(e, HeadersReceived)][-2:]
+        assert [e.stream_id for e in got] == [stream_id, stream_id]
+        assert list(got[0].headers) == [(b":status", b"200"), *headers]
+        assert list(got[1].headers) == (trailers or [(b"grpc-status", b"0")])
+        assert got[1].end_stream

@@ -24,7 +24,9 @@ import httpx
 import pytest
 
 from examples.bookstore import make_service
+from protoc_gen_restmon.runtime.connections import ConnectionLimits
 from protoc_gen_restmon.runtime.gateway.app import Gateway, GatewayOptions, UpstreamOptions
+from protoc_gen_restmon.runtime.gateway.http import Exchange
 from protoc_gen_restmon.runtime.gateway.observe import CallInfo
 from protoc_gen_restmon.runtime.status import Code
 from tests.support.servers import uvicorn_server
@@ -72,6 +74,46 @@ def fixture_upstream(bookstore_pb: ModuleType, tmp_path: Path) -> Iterator[Upstr
 class Proxy:
     url: str
     recorder: Recorder
+    server: str = "uvicorn"
+    watchers: list[object] = field(default_factory=list)  # Exchange watcher tasks started
+
+    def told_by(self) -> str:
+        """How the gateway heard of clients leaving: its own watcher tasks, or restmon's
+        protocol (the ON_DISCONNECT extension), which leaves it none to start."""
+        return "watcher" if self.watchers else "protocol"
+
+
+# uvicorn's own protocol, and restmon's bounded one (as `restmon serve`), which offers the
+# ON_DISCONNECT extension: the gateway hears of a client leaving both ways.
+SERVERS = {"uvicorn": None, "restmon": ConnectionLimits()}
+TOLD_BY = {"uvicorn": "watcher", "restmon": "protocol"}
+
+
+@pytest.fixture(name="served", params=sorted(SERVERS))
+def fixture_served(
+    request: pytest.FixtureRequest,
+    bookstore_pb: ModuleType,
+    upstream: UpstreamProcess,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Proxy]:
+    served = Proxy("", Recorder(), request.param)
+    monkeypatch.setattr(Exchange, "_start_watcher", _counted(served.watchers))
+    options = GatewayOptions(upstream=UpstreamOptions(deadline=5.0))
+    gateway = Gateway(
+        upstream=upstream.address, packages=[bookstore_pb], options=options, monitor=served.recorder
+    )
+    with uvicorn_server(gateway, limits=SERVERS[request.param]) as served.url:
+        yield served
+
+
+def _counted(started: list[object]) -> Any:
+    start = Exchange._start_watcher
+
+    def counting(exchange: Exchange) -> None:
+        started.append(exchange)
+        start(exchange)
+
+    return counting
 
 
 @pytest.fixture(name="proxy")
@@ -152,28 +194,43 @@ def test_keepalive_notices_an_upstream_that_went_silent(
 
 
 def test_client_gone_during_a_unary_call_cancels_it_upstream(
-    proxy: Proxy, upstream: UpstreamProcess
+    served: Proxy, upstream: UpstreamProcess
 ) -> None:
     with pytest.raises(httpx.ReadTimeout):
         httpx.get(
-            proxy.url + "/v1/shelves/slow-4000", headers={"x-request-id": "gone-1"}, timeout=0.5
+            served.url + "/v1/shelves/slow-4000", headers={"x-request-id": "gone-1"}, timeout=0.5
         )
     assert upstream.wait_for("cancelled GetShelf gone-1", timeout=2) < 1.5
-    assert proxy.recorder.wait_for("gone-1") == Code.CANCELLED
+    assert served.recorder.wait_for("gone-1") == Code.CANCELLED
+    assert served.told_by() == TOLD_BY[served.server]
 
 
 def test_client_gone_during_a_stream_cancels_it_upstream(
-    proxy: Proxy, upstream: UpstreamProcess
+    served: Proxy, upstream: UpstreamProcess
 ) -> None:
     headers = {"x-request-id": "gone-2"}
-    with httpx.stream("GET", proxy.url + "/v1/shelves/many:watch", headers=headers) as response:
+    with httpx.stream("GET", served.url + "/v1/shelves/many:watch", headers=headers) as response:
         lines = response.iter_lines()
         assert [next(lines) for _ in range(3)][2].startswith('{"result":')
     upstream.wait_for("cancelled WatchShelf gone-2", timeout=3)
-    assert proxy.recorder.wait_for("gone-2") == Code.CANCELLED
+    assert served.recorder.wait_for("gone-2") == Code.CANCELLED
+    assert served.told_by() == TOLD_BY[served.server]
 
 
-def test_client_gone_cancels_an_in_process_handler_too(bookstore_pb: ModuleType) -> None:
+def test_a_client_that_stays_is_answered_on_either_server(served: Proxy) -> None:
+    """The extension's callback is dropped with the response: calls on one kept-alive
+    connection, each answered, none cancelled."""
+    with httpx.Client(base_url=served.url, timeout=10) as client:
+        for n in range(3):
+            headers = {"x-request-id": f"stays-{n}"}
+            assert client.get("/v1/shelves/fiction", headers=headers).status_code == 200
+    assert [served.recorder.wait_for(f"stays-{n}") for n in range(3)] == [Code.OK] * 3
+
+
+@pytest.mark.parametrize("server", sorted(SERVERS))
+def test_client_gone_cancels_an_in_process_handler_too(
+    bookstore_pb: ModuleType, server: str
+) -> None:
     cancelled = threading.Event()
     base: type = type(make_service(bookstore_pb))
 
@@ -187,7 +244,7 @@ def test_client_gone_cancels_an_in_process_handler_too(bookstore_pb: ModuleType)
             return await super().get_shelf(request)
 
     recorder = Recorder()
-    with uvicorn_server(Gateway([Slow()], monitor=recorder)) as url:
+    with uvicorn_server(Gateway([Slow()], monitor=recorder), limits=SERVERS[server]) as url:
         with pytest.raises(httpx.ReadTimeout):
             httpx.get(url + "/v1/shelves/fiction", headers={"x-request-id": "gone-3"}, timeout=0.5)
         assert cancelled.wait(2)

@@ -24,6 +24,10 @@ The protocols here add, per connection:
 Every answer is a `google.rpc.Status` with `connection: close`, then a half close (LINGER).
 The checks cost a few attribute reads per `data_received`; a timer only for a head or a body
 that does not come whole at once.
+
+They also offer the gateway the ASGI extension ON_DISCONNECT (runtime/gateway/http.py): the
+word that a client left before its response was complete, from `connection_lost`, where the
+gateway would otherwise keep a task per request waiting for `http.disconnect`.
 """
 
 from __future__ import annotations
@@ -33,13 +37,14 @@ import dataclasses
 import functools
 import logging
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any, Final
 
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from protoc_gen_restmon.runtime.gateway.http import status_json
+from protoc_gen_restmon.runtime.gateway.http import ON_DISCONNECT, status_json
 from protoc_gen_restmon.runtime.status import Code
 
 __all__ = [
@@ -156,7 +161,8 @@ class BoundedProtocol(asyncio.Protocol):
     """The bounds, over uvicorn's HttpToolsProtocol or H11Protocol (the second base).
 
     Both keep the request being served in `cycle`, made once its head is complete, with
-    `more_body` (the body has not all arrived), `response_started` and `response_complete`;
+    `more_body` (the body has not all arrived), `response_started`, `response_complete` and
+    `disconnected`;
     `flow.read_paused` says the app is not reading (tests/test_hostile_clients.py pins these).
     """
 
@@ -177,6 +183,8 @@ class BoundedProtocol(asyncio.Protocol):
         self._discarding = False  # answered by us: what comes is dropped until the close
         self._body_since = 0.0
         self._body_bytes = 0
+        # (cycle, callback) registered through ON_DISCONNECT, until the cycle's response is done
+        self._on_lost: tuple[Any, Callable[[], None]] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -224,6 +232,8 @@ class BoundedProtocol(asyncio.Protocol):
             self._arm(self.limits.head_timeout, self._head_expired)  # on a kept-alive one
 
     def on_response_complete(self) -> None:
+        if self._on_lost is not None and self._on_lost[0].response_complete:
+            self._on_lost = None
         super().on_response_complete()  # type: ignore[misc]
         self._observe()  # h11 may begin a request it had read ahead
         if self.cycle is self._seen and self.cycle.response_complete:
@@ -236,6 +246,22 @@ class BoundedProtocol(asyncio.Protocol):
         self._disarm()
         self.table.forget(self)
         super().connection_lost(exc)
+        on_lost, self._on_lost = self._on_lost, None
+        if on_lost is not None and not on_lost[0].response_complete:
+            on_lost[1]()
+
+    def _register_on_lost(self, request: weakref.ref[Any], callback: Callable[[], None]) -> None:
+        """ON_DISCONNECT for the request of the cycle `request` refers to (not `self.cycle`:
+        with pipelining, that may already be the next request's). A weak reference: the
+        cycle holds the scope that holds this, and a cycle of references per request is
+        garbage for the collector to find (a tenth of the CPU under load)."""
+        cycle = request()
+        if cycle is None:
+            return
+        if cycle.disconnected:
+            callback()
+        elif not cycle.response_complete:
+            self._on_lost = (cycle, callback)
 
     def evict(self) -> None:
         """Close a connection that has no request in progress (to make room, or silent)."""
@@ -248,6 +274,8 @@ class BoundedProtocol(asyncio.Protocol):
         if cycle is self._seen or cycle is None:
             return
         self._seen, self._waiting_head = cycle, False
+        extensions = cycle.scope.setdefault("extensions", {})
+        extensions[ON_DISCONNECT] = functools.partial(self._register_on_lost, weakref.ref(cycle))
         self._disarm()
         if not cycle.more_body or cycle.response_complete:
             self.table.busy(self)

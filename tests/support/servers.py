@@ -12,6 +12,8 @@ from typing import Any
 
 import uvicorn
 
+from protoc_gen_restmon.runtime.connections import ConnectionLimits, bound_uvicorn
+
 
 def free_port() -> int:
     """A loopback port nothing listens on (bound once by the OS, then released)."""
@@ -25,15 +27,21 @@ WAIT = 10.0  # seconds to start and to stop
 
 
 @contextlib.contextmanager
-def uvicorn_server(app: Any, **options: Any) -> Iterator[str]:
+def uvicorn_server(
+    app: Any, limits: ConnectionLimits | None = None, **options: Any
+) -> Iterator[str]:
     """Serve `app` until the block ends; yield its base URL (`http://127.0.0.1:PORT`).
 
-    `options` are uvicorn.Config's; only the log is quieter than uvicorn's defaults. The socket
-    is bound before uvicorn starts, so the port cannot be taken by someone else meanwhile."""
+    `options` are uvicorn.Config's; only the log is quieter than uvicorn's defaults. With
+    `limits`, through restmon's bounded protocols (`bound_uvicorn`, as `restmon serve`). The
+    socket is bound before uvicorn starts, so the port cannot be taken by someone else
+    meanwhile."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, **{"log_level": "warning", "access_log": False, **options})
+    if limits is not None:
+        bound_uvicorn(config, limits)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

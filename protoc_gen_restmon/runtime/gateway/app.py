@@ -25,6 +25,7 @@ from protoc_gen_restmon.runtime.gateway.http import (
     EVENT_STREAM,
     JSON,
     NDJSON,
+    ON_DISCONNECT,
     ClientDisconnected,
     ErrorFormat,
     Exchange,
@@ -252,7 +253,8 @@ class Gateway:
             return
         request_id = _request_id(scope)
         headers = [(b"x-request-id", request_id.encode("latin-1"))]
-        exchange = Exchange(receive, send)
+        extensions = scope.get("extensions")
+        exchange = Exchange(receive, send, extensions.get(ON_DISCONNECT) if extensions else None)
         observation: Observation | None = None
         code, message = Code.OK, ""
         try:

@@ -6,7 +6,7 @@ What gRPC needs and no more: streams opened with a header block, DATA both ways 
 control, trailers, RST_STREAM, SETTINGS, PING, GOAWAY. Server push is refused (SETTINGS), so
 PUSH_PROMISE is a protocol error. Request header blocks are HPACK literals that never touch
 the dynamic table (`encode_headers`), so only the response side keeps HPACK state (hpack's
-Decoder).
+Decoder, behind a cache of the blocks that are all indexed: see `_Blocks`).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class H2ProtocolError(Exception):
 @dataclass(frozen=True, slots=True)
 class HeadersReceived:
     stream_id: int
-    headers: list[Header]
+    headers: tuple[Header, ...]  # shared by the events of identical blocks: never changed
     end_stream: bool
 
 
@@ -105,7 +105,46 @@ def encode_headers(headers: Iterable[Header]) -> bytes:
     """HPACK literals without indexing and with literal names (RFC 7541 §6.2.2): the block
     means the same to any decoder whatever its dynamic table holds, so request blocks can be
     made (and the fixed part of them kept) without an encoder's state."""
-    return b"".join(b"\x00" + _string(name) + _string(value) for name, value in headers)
+    out = bytearray()
+    for name, value in headers:
+        if len(name) < 127 and len(value) < 127:  # one-byte lengths, the usual case: one step
+            out += b"\x00%c%b%c%b" % (len(name), name, len(value), value)
+        else:
+            out += b"\x00" + _string(name) + _string(value)
+    return bytes(out)
+
+
+class _Blocks:
+    """The decoded header blocks made of indexed fields only, for as long as they mean the same.
+
+    A server's HPACK encoder indexes what it sends again and again, so after the first call a
+    gRPC server's headers (`:status`, `content-type`) and trailers (`grpc-status: 0`) come as a
+    few one-byte indexed fields: the same bytes, call after call, and decoding them (hpack's
+    Decoder is pure Python) was a tenth of the gateway's CPU per proxied request. A block whose
+    every byte has the high bit set is exactly that, a run of one-byte indexed fields (RFC 7541
+    §6.1; a longer index ends in a byte without it): decoding it reads the dynamic table
+    without changing it, so its headers hold until a block that may change the table is
+    decoded (a literal with indexing, a table size update), which forgets them all.
+    """
+
+    LIMIT = 64  # distinct all-indexed blocks kept (a server has a few: headers, trailers)
+
+    def __init__(self, decoder: hpack.Decoder) -> None:
+        self._decoder = decoder
+        self._known: dict[bytes, tuple[Header, ...]] = {}
+
+    def decode(self, block: bytes) -> tuple[Header, ...]:
+        headers = self._known.get(block)
+        if headers is not None:
+            return headers
+        headers = tuple((bytes(k), bytes(v)) for k, v in self._decoder.decode(block, raw=True))
+        if block and all(byte & 0x80 for byte in block):
+            if len(self._known) >= self.LIMIT:
+                self._known.clear()
+            self._known[block] = headers
+        else:  # it may have changed the table: what the known blocks meant may have changed
+            self._known.clear()
+        return headers
 
 
 @dataclass(slots=True)
@@ -126,7 +165,7 @@ class H2ClientConnection:
     def __init__(self, stream_window: int = DEFAULT_WINDOW, connection_window: int = 0) -> None:
         self.stream_window = stream_window
         self.connection_window = max(connection_window, stream_window, DEFAULT_WINDOW)
-        self._decoder = hpack.Decoder()
+        self._blocks = _Blocks(hpack.Decoder())
         self._out = bytearray()
         self._in = bytearray()
         self._streams: dict[int, _Stream] = {}
@@ -335,7 +374,7 @@ class H2ClientConnection:
     def _header_block(self, stream_id: int, flags: int, block: bytes, events: list[Event]) -> None:
         try:
             # Decoded even for a stream we reset: the decoder's table must follow the server's.
-            headers = [(bytes(k), bytes(v)) for k, v in self._decoder.decode(block, raw=True)]
+            headers = self._blocks.decode(block)
         except hpack.HPACKError as err:
             raise H2ProtocolError(f"a header block HPACK cannot decode: {err}", 0x9) from err
         stream = self._streams.get(stream_id)

@@ -39,6 +39,13 @@ GOOGLE_FALLBACK_ERROR = (
 
 T = TypeVar("T")
 
+# An ASGI extension (scope["extensions"]) of restmon's own HTTP server protocols
+# (runtime/connections.py): `register(callback)` has the server call `callback()` when the
+# connection is lost before this request's response is complete (at once if it already is).
+# It spares a watcher task per request; other servers go without it (see Exchange).
+ON_DISCONNECT = "restmon.on_disconnect"
+OnDisconnect = Callable[[Callable[[], None]], None]
+
 
 class ClientDisconnected(Exception):
     """The HTTP client went away before the response was complete."""
@@ -57,14 +64,19 @@ class Exchange:
     work that answers without ever yielding to the loop (an in-process handler that awaits
     nothing) finishes before it starts and costs no task at all: the callback is cancelled.
     (One watcher task, not a task for the work and `asyncio.wait`: that costs five times as
-    much per request.)
+    much per request.) Where the server offers `on_disconnect` (ON_DISCONNECT, restmon's own
+    protocols), it tells of the client going instead, and no request costs a watcher.
     """
 
-    __slots__ = ("_gone", "_read", "_receive", "_responded", "_send", "_start", "_task", "_watcher")
+    __slots__ = ("_gone", "_on_disconnect", "_read", "_receive", "_responded", "_send",
+                 "_start", "_task", "_watcher")  # fmt: skip
 
-    def __init__(self, receive: Receive, send: Send) -> None:
+    def __init__(
+        self, receive: Receive, send: Send, on_disconnect: OnDisconnect | None = None
+    ) -> None:
         self._receive = receive
         self._send = send
+        self._on_disconnect = on_disconnect
         self._task: asyncio.Task[Any] | None = None  # the task `run` awaits the work in
         self._start: asyncio.Handle | None = None  # the watcher's start, scheduled
         self._watcher: asyncio.Task[None] | None = None
@@ -90,7 +102,9 @@ class Exchange:
         """`await work`, cancelled (raising ClientDisconnected) if the client goes away first."""
         task = self._task = asyncio.current_task()
         assert task is not None, "Exchange.run outside a task"
-        if self._read:
+        if self._on_disconnect is not None:
+            self._on_disconnect(self._client_gone)
+        elif self._read:
             self._schedule_watcher()
         try:
             return await work
@@ -116,12 +130,21 @@ class Exchange:
 
     def _body_read(self) -> None:
         self._read = True
-        if self._task is not None:
+        if self._task is not None and self._on_disconnect is None:
             self._schedule_watcher()
 
+    def _client_gone(self) -> None:
+        """The server's word that the client went: as the watcher's http.disconnect (before
+        the body is read, reading it tells the reader)."""
+        task = self._task
+        if task is not None and self._read and not self._responded:
+            self._gone = True
+            task.cancel()
+
     def _schedule_watcher(self) -> None:
-        if self._start is None:
-            self._start = asyncio.get_running_loop().call_soon(self._start_watcher)
+        if self._start is None and self._task is not None:
+            # The task's loop, not asyncio.get_running_loop(): a getpid() on Python ≤ 3.11.
+            self._start = self._task.get_loop().call_soon(self._start_watcher)
 
     def _start_watcher(self) -> None:
         task = self._task

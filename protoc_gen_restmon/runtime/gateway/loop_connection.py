@@ -11,6 +11,7 @@ import binascii
 import contextlib
 import urllib.parse
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -36,8 +37,13 @@ MESSAGE_PREFIX = 5  # a gRPC message: compressed flag, 4-byte length, the messag
 class Connection(asyncio.Protocol):
     """The HTTP/2 connection: frames in and out through `h2wire`, events to their streams."""
 
-    def __init__(self, options: UpstreamOptions, name: str) -> None:
+    def __init__(
+        self, options: UpstreamOptions, name: str, loop: asyncio.AbstractEventLoop
+    ) -> None:
         self._name = name  # the target, for the errors
+        # The loop it was made on, which runs it and its calls. Kept, not looked up: on Python
+        # 3.10 and 3.11 each asyncio.get_running_loop() is a getpid() system call.
+        self.loop = loop
         self._h2 = h2wire.H2ClientConnection(STREAM_WINDOW, CONNECTION_WINDOW)
         self._options = options
         self._transport: asyncio.Transport | None = None
@@ -73,7 +79,7 @@ class Connection(asyncio.Protocol):
         """Flush once the loop has run what is ready: the calls that start in one loop
         iteration (50 requests read at once under load) go out in one write, one syscall."""
         if self._flush_soon is None:
-            self._flush_soon = asyncio.get_running_loop().call_soon(self.flush)
+            self._flush_soon = self.loop.call_soon(self.flush)
 
     def flush(self) -> None:
         self._flush_soon = None
@@ -149,7 +155,7 @@ class Connection(asyncio.Protocol):
     # -- flow control on our side -----------------------------------------------------------
 
     def pause_writing(self) -> None:
-        self._drained = asyncio.get_running_loop().create_future()
+        self._drained = self.loop.create_future()
 
     def resume_writing(self) -> None:
         if self._drained is not None and not self._drained.done():
@@ -163,18 +169,16 @@ class Connection(asyncio.Protocol):
     # -- keepalive ---------------------------------------------------------------------------
 
     def _schedule_ping(self) -> None:
-        loop = asyncio.get_running_loop()
         assert self._options.keepalive is not None
-        self._pinger = loop.call_later(self._options.keepalive, self._ping)
+        self._pinger = self.loop.call_later(self._options.keepalive, self._ping)
 
     def _ping(self) -> None:
         if self._closed:
             return
         self._h2.ping()
         self.flush()
-        loop = asyncio.get_running_loop()
         unanswered = self._unavailable("no answer to a keepalive ping")
-        self._ping_due = loop.call_later(self._options.connect_timeout, self._fail, unanswered)
+        self._ping_due = self.loop.call_later(self._options.connect_timeout, self._fail, unanswered)
         self._schedule_ping()
 
     # -- streams -----------------------------------------------------------------------------
@@ -183,7 +187,7 @@ class Connection(asyncio.Protocol):
         while not self._h2.can_open():
             if not self.usable():
                 raise self._unavailable("connection closed")
-            slot = asyncio.get_running_loop().create_future()
+            slot = self.loop.create_future()
             self._slots.append(slot)
             await slot
         if self._closed:
@@ -225,8 +229,8 @@ class Connection(asyncio.Protocol):
 class _Answer:
     """What the server said of one call so far."""
 
-    headers: list[h2wire.Header] | None = None
-    trailers: list[h2wire.Header] | None = None
+    headers: Sequence[h2wire.Header] | None = None
+    trailers: Sequence[h2wire.Header] | None = None
     error: RpcError | None = None
 
 
@@ -246,8 +250,7 @@ class Stream:
         self._deadline: asyncio.TimerHandle | None = None
         self.sending = False  # a client stream's writer waits for the server's window
         if timeout is not None:
-            loop = asyncio.get_running_loop()
-            self._deadline = loop.call_later(max(timeout, 0.0), self._expire)
+            self._deadline = connection.loop.call_later(max(timeout, 0.0), self._expire)
 
     # -- the connection's side ---------------------------------------------------------------
 
@@ -378,7 +381,7 @@ class Stream:
 
     async def _wait(self) -> None:
         if self._wakeup is None:
-            self._wakeup = asyncio.get_running_loop().create_future()
+            self._wakeup = self._connection.loop.create_future()
         await self._wakeup
 
     def _raise_failure(self) -> None:
@@ -407,7 +410,7 @@ class Stream:
         raise RpcError(known, message or known.name, details=details)
 
 
-def _header_error(headers: list[h2wire.Header]) -> RpcError | None:
+def _header_error(headers: Sequence[h2wire.Header]) -> RpcError | None:
     """The error of a response that is not gRPC: an HTTP status or content type gRPC's is not."""
     values = dict(headers)
     status = values.get(b":status", b"")
@@ -420,7 +423,7 @@ def _header_error(headers: list[h2wire.Header]) -> RpcError | None:
     return None
 
 
-def _metadata(headers: list[h2wire.Header]) -> list[tuple[str, str | bytes]]:
+def _metadata(headers: Sequence[h2wire.Header]) -> list[tuple[str, str | bytes]]:
     """The server's metadata in a header block: no pseudo-headers, no gRPC reserved names;
     `-bin` values decoded from base64 (a value that is not is left out)."""
     metadata: list[tuple[str, str | bytes]] = []

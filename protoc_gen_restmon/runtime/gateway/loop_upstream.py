@@ -129,7 +129,7 @@ class LoopUpstream:
         loop = asyncio.get_running_loop()
         try:
             server_name = self._server_name() if self._ssl else None
-            factory = functools.partial(Connection, self.options, self.target.name)
+            factory = functools.partial(Connection, self.options, self.target.name, loop)
             if isinstance(self._address, str):
                 make = loop.create_unix_connection(
                     factory, self._address, ssl=self._ssl, server_hostname=server_name
