@@ -1,10 +1,14 @@
 """`restmon serve --workers N`: real worker processes on one port, recording into one store.
 
 A real upstream (tests/support/upstream_process.py, its own process), `restmon serve --workers 2`
-as a subprocess with `--db` SQLite or PostgreSQL and API keys required, 50 concurrent httpx
-clients, then SIGTERM; then the store is read: one row per call, each key's count exact, and
-`/metrics` (prometheus_client's multiprocess mode) sums both workers. Which worker answered is
-told by the admin API's health (`pid`: each worker reports its own monitor).
+as a subprocess with `--db` SQLite or PostgreSQL and API keys required, 50 concurrent clients,
+then SIGTERM; then the store is read: one row per call, each key's count exact, and `/metrics`
+(prometheus_client's multiprocess mode) sums both workers. Which worker answered is told by the
+admin API's health (`pid`: each worker reports its own monitor).
+
+Two sizes: 2,000 calls in all from 50 httpx clients, on every Python; and issue 15's own, 50
+clients x 2,000 calls each (100,000), from keep-alive sockets (httpx would spend more CPU than
+the gateway), marked slow.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ SERVICE = "bookstore.v1.BookstoreService"
 WORKERS = 2
 CLIENTS = 50
 CALLS = 2_000
+EACH = 2_000  # calls per client at the issue's size: CLIENTS * EACH in all
 KEYS = 5
 
 
@@ -177,11 +182,48 @@ def eventually(read: Callable[[], float], expected: float, timeout: float = 10) 
     return found
 
 
-def stored(url: str) -> tuple[Counter[str], Counter[CallStatus], dict[str, int]]:
+async def socket_load(served: Served, each: int, clients: int = CLIENTS) -> Counter[str]:
+    """`clients` keep-alive connections making `each` GetBook calls one after another, client
+    i with key i % KEYS; the calls made per key name. Every call must succeed."""
+    names = sorted(served.keys)
+    host, port = served.base.removeprefix("http://").split(":")
+    made: Counter[str] = Counter()
+
+    async def client(index: int) -> None:
+        name = names[index % len(names)]
+        request = (
+            f"GET /v1/{DUNE} HTTP/1.1\r\nHost: {host}\r\nx-api-key: {served.keys[name]}\r\n\r\n"
+        ).encode()
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            for _ in range(each):
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                assert head.startswith(b"HTTP/1.1 200 "), head
+                await reader.readexactly(_content_length(head))
+                made[name] += 1
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(client(i) for i in range(clients)))
+    return made
+
+
+def _content_length(head: bytes) -> int:
+    for line in head.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    raise AssertionError(f"no content-length: {head!r}")
+
+
+def stored(
+    url: str, calls: int = CALLS
+) -> tuple[Counter[str], Counter[CallStatus], dict[str, int]]:
     """The rows per key name and per status, and each key's request_count."""
     store = open_store(url)
     try:
-        page = store.requests(RequestQuery(limit=10 * CALLS))
+        page = store.requests(RequestQuery(limit=2 * calls))
         keys = {key.name: key.request_count for key in store.keys()}  # noqa: SIM118 (a Store)
     finally:
         store.close()
@@ -193,9 +235,9 @@ def stored(url: str) -> tuple[Counter[str], Counter[CallStatus], dict[str, int]]
 def test_workers_record_every_call_once(
     store_url: str, bookstore_pb: ModuleType, upstream: UpstreamProcess, tmp_path: Path
 ) -> None:
-    """The issue's proof: 50 clients x 2,000 calls through 2 workers -> rows = calls, key
-    counts exact, both workers wrote some, `/metrics` totals = calls (SQLite WAL with two
-    writer processes, and PostgreSQL)."""
+    """2,000 calls from 50 clients through 2 workers -> rows = calls, key counts exact, both
+    workers wrote some, `/metrics` totals = calls (SQLite WAL with two writer processes, and
+    PostgreSQL)."""
     with serving(bookstore_pb, upstream, store_url, tmp_path) as served:
         made = asyncio.run(load(served, CALLS))
         assert sum(made.values()) == CALLS
@@ -207,6 +249,28 @@ def test_workers_record_every_call_once(
     rows, statuses, keys = stored(store_url)
     assert rows == made
     assert statuses == {CallStatus.SUCCESS: CALLS}
+    assert keys == dict(made)
+
+
+@pytest.mark.slow
+def test_fifty_clients_of_two_thousand_calls_each_are_recorded_once(
+    store_url: str, bookstore_pb: ModuleType, upstream: UpstreamProcess, tmp_path: Path
+) -> None:
+    """Issue 15's proof at its size: 50 clients x 2,000 calls each (100,000) through 2 workers
+    -> rows = calls, key counts exact, nothing lost or dropped by either worker's monitor,
+    `/metrics` totals = calls."""
+    calls = CLIENTS * EACH
+    with serving(bookstore_pb, upstream, store_url, tmp_path) as served:
+        made = asyncio.run(socket_load(served, EACH))
+        assert sum(made.values()) == calls
+        assert eventually(lambda: handled_total(served), calls, timeout=30) == calls
+        health = served.worker_health()
+        assert all(each["recorded"] > 0 for each in health.values()), health
+        assert all(each["lost"] == each["dropped"] == 0 for each in health.values()), health
+        served.stop()
+    rows, statuses, keys = stored(store_url, calls)
+    assert rows == made
+    assert statuses == {CallStatus.SUCCESS: calls}
     assert keys == dict(made)
 
 
