@@ -12,8 +12,12 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -27,6 +31,7 @@ from protoc_gen_restmon.runtime.gateway.upstream import (
     UpstreamOptions,
     decode_timeout,
 )
+from protoc_gen_restmon.runtime.status import Code
 from tests.support.gateway_fixtures import asgi_call, assert_status_body
 from tests.support.pki import Pki
 from tests.support.proxy_fixtures import make_proxy_service, proxy_call, running_upstream
@@ -164,3 +169,82 @@ def test_grpc_timeout_is_eight_digits_and_never_longer_than_the_deadline(seconds
     assert sent <= seconds * (1 + 1e-12)
     unit = decode_timeout("1" + text[-1])
     assert seconds - sent < unit * (1 + 1e-9) + seconds * 1e-12
+
+
+class RefusingServer(asyncio.Protocol):
+    """An HTTP/2 gRPC server (the h2 library's server side) that refuses the first `refuse`
+    streams unprocessed, by `how` (a GOAWAY below them, or RST_STREAM REFUSED_STREAM), and
+    answers every later one with an empty message and OK."""
+
+    def __init__(self, log: dict[str, int], how: str, refuse: int) -> None:
+        self.log, self.how, self.refuse = log, how, refuse
+        self.h2 = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=False, header_encoding=None)
+        )
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.log["connections"] += 1
+        self.h2.initiate_connection()
+        self.transport.write(self.h2.data_to_send())
+
+    def data_received(self, data: bytes) -> None:
+        for event in self.h2.receive_data(data):
+            if isinstance(event, h2.events.StreamEnded):
+                self._answer(event.stream_id)
+        self.transport.write(self.h2.data_to_send())
+
+    def _answer(self, stream_id: int) -> None:
+        self.log["streams"] += 1
+        if self.log["streams"] <= self.refuse and self.how == "goaway":
+            self.h2.close_connection(last_stream_id=max(stream_id - 2, 0))
+            self.transport.write(self.h2.data_to_send())
+            self.transport.close()
+            return
+        if self.log["streams"] <= self.refuse:
+            self.h2.reset_stream(stream_id, error_code=h2.errors.ErrorCodes.REFUSED_STREAM)
+            return
+        self.h2.send_headers(
+            stream_id, [(b":status", b"200"), (b"content-type", b"application/grpc")]
+        )
+        self.h2.send_data(stream_id, b"\x00\x00\x00\x00\x00")
+        self.h2.send_headers(stream_id, [(b"grpc-status", b"0")], end_stream=True)
+
+
+def refused_call(pb: ModuleType, how: str, refuse: int) -> tuple[Any, dict[str, int]]:
+    """GET /v1/shelves/fiction through the asyncio transport to a RefusingServer."""
+    log = {"connections": 0, "streams": 0}
+
+    async def run() -> Any:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: RefusingServer(log, how, refuse), "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        gateway = loop_gateway(pb, f"127.0.0.1:{port}")
+        try:
+            return await asgi_call(gateway, "GET", "/v1/shelves/fiction")
+        finally:
+            await gateway.backend.close()
+            server.close()
+
+    return asyncio.run(run()), log
+
+
+@pytest.mark.parametrize("how", ["goaway", "rst"])
+def test_a_call_the_server_refused_unprocessed_is_made_again(
+    bookstore_pb: ModuleType, how: str
+) -> None:
+    """RFC 9113 §8.7: a stream beyond a GOAWAY's last one, or reset with REFUSED_STREAM, was
+    not processed: the call is made once more (after a GOAWAY, on a new connection), and the
+    HTTP client never sees the refusal."""
+    reply, log = refused_call(bookstore_pb, how, refuse=1)
+    assert reply.status == 200, reply.body
+    assert log == {"connections": 2 if how == "goaway" else 1, "streams": 2}
+
+
+@pytest.mark.parametrize("how", ["goaway", "rst"])
+def test_a_call_refused_twice_is_unavailable(bookstore_pb: ModuleType, how: str) -> None:
+    """Once more only: refused again, the call is a 503 UNAVAILABLE, after two attempts."""
+    reply, log = refused_call(bookstore_pb, how, refuse=5)
+    assert reply.status == 503, reply.body
+    assert reply.json()["code"] == Code.UNAVAILABLE
+    assert log["streams"] == 2

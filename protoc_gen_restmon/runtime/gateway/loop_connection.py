@@ -32,6 +32,13 @@ HTTP_CODES = {400: Code.INTERNAL, 401: Code.UNAUTHENTICATED, 403: Code.PERMISSIO
               404: Code.UNIMPLEMENTED, 429: Code.UNAVAILABLE, 502: Code.UNAVAILABLE,
               503: Code.UNAVAILABLE, 504: Code.UNAVAILABLE}  # fmt: skip
 MESSAGE_PREFIX = 5  # a gRPC message: compressed flag, 4-byte length, the message
+REFUSED_STREAM = 0x7
+
+
+class StreamRefused(RpcError):
+    """UNAVAILABLE for a call the server never processed: its stream was beyond a GOAWAY's
+    last stream, or reset with REFUSED_STREAM, or never opened on a connection going away
+    (RFC 9113 §8.7). It may be made again as it was, on another connection."""
 
 
 class Connection(asyncio.Protocol):
@@ -107,7 +114,9 @@ class Connection(asyncio.Protocol):
                 stream.received(event)
         elif isinstance(event, h2wire.StreamReset):
             stream = self._streams.get(event.stream_id)
-            if stream is not None:
+            if stream is not None and event.code == REFUSED_STREAM:
+                stream.fail(self._refused("it refused the stream (REFUSED_STREAM)"))
+            elif stream is not None:
                 code = RESET_CODES.get(event.code, Code.INTERNAL)
                 stream.fail(RpcError(code, f"upstream reset the stream (HTTP/2 code {event.code})"))
         elif isinstance(event, h2wire.GoAwayReceived):
@@ -121,7 +130,7 @@ class Connection(asyncio.Protocol):
         took go on to their end; the connection closes after the last."""
         for stream_id, stream in list(self._streams.items()):
             if stream_id > event.last_stream_id:
-                stream.fail(self._unavailable("it went away (GOAWAY)"))
+                stream.fail(self._refused("it went away (GOAWAY)"))
         self._release_slots()
         if not self._streams:
             self.close()
@@ -132,6 +141,9 @@ class Connection(asyncio.Protocol):
 
     def _unavailable(self, reason: str) -> RpcError:
         return RpcError(Code.UNAVAILABLE, f"upstream {self._name} unavailable: {reason}")
+
+    def _refused(self, reason: str) -> StreamRefused:
+        return StreamRefused(Code.UNAVAILABLE, f"upstream {self._name} unavailable: {reason}")
 
     def _fail(self, error: RpcError) -> None:
         self._closed = True
@@ -185,6 +197,8 @@ class Connection(asyncio.Protocol):
 
     async def open(self, block: bytes, timeout: float | None) -> Stream:
         while not self._h2.can_open():
+            if self._h2.goaway is not None and not self._closed:
+                raise self._refused("it went away (GOAWAY)")
             if not self.usable():
                 raise self._unavailable("connection closed")
             slot = self.loop.create_future()

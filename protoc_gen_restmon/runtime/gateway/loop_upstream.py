@@ -12,17 +12,21 @@ after a close or GOAWAY, a 503 at once when the upstream refuses (or `connect_ti
 passes), deadlines (`grpc-timeout` sent, and the call reset here when it passes),
 cancellation (RST_STREAM), back-pressure (the server may send at most
 `loop_connection.STREAM_WINDOW` ahead of the HTTP client), TLS and mutual TLS (`ssl`, ALPN
-h2), keepalive pings. What it does not: one `host:port` (or `unix:path`) only, no load
-balancing over replicas, no retries, no C-core channel options (`UpstreamOptions` refuses
-them with this transport, and `auto` picks grpcio's channel for them).
+h2), keepalive pings, and the transparent retry of a call the server refused unprocessed
+(a GOAWAY's later streams, REFUSED_STREAM). What it does not: one `host:port` (or
+`unix:path`) only, no load balancing over replicas, no retry policy, no C-core channel
+options (`UpstreamOptions` refuses them with this transport, and `auto` picks grpcio's
+channel for them).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import functools
 import ssl
+import time
 from collections.abc import AsyncIterator
 
 from google.protobuf.message import Message
@@ -31,7 +35,7 @@ from protoc_gen_restmon import __version__
 from protoc_gen_restmon.runtime.errors import ConfigError
 from protoc_gen_restmon.runtime.gateway import h2wire
 from protoc_gen_restmon.runtime.gateway.http import Headers
-from protoc_gen_restmon.runtime.gateway.loop_connection import Connection, Stream
+from protoc_gen_restmon.runtime.gateway.loop_connection import Connection, Stream, StreamRefused
 from protoc_gen_restmon.runtime.gateway.upstream import (
     CallOptions,
     RpcMethod,
@@ -80,7 +84,24 @@ class LoopUpstream:
         self, method: RpcMethod, requests: Message | AsyncIterator[Message], options: CallOptions
     ) -> LoopCall:
         """As `Upstream.call`: returns once the response's headers (and a unary call's
-        response) have come."""
+        response) have come. A call the server refused unprocessed (`StreamRefused`: a GOAWAY
+        during a restart, say) is made once more (after a GOAWAY, on a new connection), as
+        C-core's transparent retry does; not a client stream, whose messages were taken from
+        the HTTP body."""
+        began = time.monotonic()
+        try:
+            return await self._attempt(method, requests, options)
+        except StreamRefused:
+            if not isinstance(requests, Message):
+                raise
+        if options.timeout is not None:
+            left = options.timeout - (time.monotonic() - began)
+            options = dataclasses.replace(options, timeout=max(left, 0.0))
+        return await self._attempt(method, requests, options)
+
+    async def _attempt(
+        self, method: RpcMethod, requests: Message | AsyncIterator[Message], options: CallOptions
+    ) -> LoopCall:
         connection = await self._connected()
         stream = await connection.open(self._block(method, options), options.timeout)
         try:
