@@ -46,6 +46,7 @@ WORKERS = 2
 CLIENTS = 50
 CALLS = 2_000
 EACH = 2_000  # calls per client at the issue's size: CLIENTS * EACH in all
+RECONNECT = 100  # calls per connection of those clients
 KEYS = 5
 
 
@@ -184,7 +185,9 @@ def eventually(read: Callable[[], float], expected: float, timeout: float = 10) 
 
 async def socket_load(served: Served, each: int, clients: int = CLIENTS) -> Counter[str]:
     """`clients` keep-alive connections making `each` GetBook calls one after another, client
-    i with key i % KEYS; the calls made per key name. Every call must succeed."""
+    i with key i % KEYS; the calls made per key name. Every call must succeed. Each client
+    opens a new connection every RECONNECT calls: 50 connections opened at once can all be
+    accepted by one worker, and the test is of two workers writing one store."""
     names = sorted(served.keys)
     host, port = served.base.removeprefix("http://").split(":")
     made: Counter[str] = Counter()
@@ -194,16 +197,17 @@ async def socket_load(served: Served, each: int, clients: int = CLIENTS) -> Coun
         request = (
             f"GET /v1/{DUNE} HTTP/1.1\r\nHost: {host}\r\nx-api-key: {served.keys[name]}\r\n\r\n"
         ).encode()
-        reader, writer = await asyncio.open_connection(host, int(port))
-        try:
-            for _ in range(each):
-                writer.write(request)
-                head = await reader.readuntil(b"\r\n\r\n")
-                assert head.startswith(b"HTTP/1.1 200 "), head
-                await reader.readexactly(_content_length(head))
-                made[name] += 1
-        finally:
-            writer.close()
+        for start in range(0, each, RECONNECT):
+            reader, writer = await asyncio.open_connection(host, int(port))
+            try:
+                for _ in range(min(RECONNECT, each - start)):
+                    writer.write(request)
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    assert head.startswith(b"HTTP/1.1 200 "), head
+                    await reader.readexactly(_content_length(head))
+                    made[name] += 1
+            finally:
+                writer.close()
 
     await asyncio.gather(*(client(i) for i in range(clients)))
     return made
