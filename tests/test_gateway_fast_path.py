@@ -27,7 +27,7 @@ from protoc_gen_restmon.runtime.gateway.http import Exchange
 from protoc_gen_restmon.runtime.gateway.upstream import build_call_options, forwarded_names
 from protoc_gen_restmon.runtime.status import RpcError
 from tests.support.gateway_fixtures import asgi_call, make_test_service
-from tests.support.servers import uvicorn_server
+from tests.support.servers import content_length, uvicorn_server
 
 FORWARD = forwarded_names(["x-tenant"])
 NAMES = st.sampled_from(
@@ -202,10 +202,5 @@ def _read_response(reader: Any) -> bytes:
         line = reader.readline()
         assert line, "the server closed the connection"
         head += line
-    length = next(
-        int(line.split(b":", 1)[1])
-        for line in head.split(b"\r\n")
-        if line.lower().startswith(b"content-length:")
-    )
-    reader.read(length)
+    reader.read(content_length(head))
     return head

@@ -37,7 +37,7 @@ from protoc_gen_restmon.runtime.monitor.model import CallStatus, KeyType, Reques
 from protoc_gen_restmon.runtime.monitor.stores import open_store
 from protoc_gen_restmon.runtime.workers import Policy, Supervisor
 from tests.support.gateway_fixtures import DUNE, GENERATED
-from tests.support.servers import free_port
+from tests.support.servers import content_length, free_port
 from tests.support.upstream_process import UpstreamProcess, package_root
 
 RESTMON = str(Path(sys.executable).with_name("restmon"))
@@ -204,21 +204,13 @@ async def socket_load(served: Served, each: int, clients: int = CLIENTS) -> Coun
                     writer.write(request)
                     head = await reader.readuntil(b"\r\n\r\n")
                     assert head.startswith(b"HTTP/1.1 200 "), head
-                    await reader.readexactly(_content_length(head))
+                    await reader.readexactly(content_length(head))
                     made[name] += 1
             finally:
                 writer.close()
 
     await asyncio.gather(*(client(i) for i in range(clients)))
     return made
-
-
-def _content_length(head: bytes) -> int:
-    for line in head.split(b"\r\n"):
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            return int(value)
-    raise AssertionError(f"no content-length: {head!r}")
 
 
 def stored(

@@ -58,3 +58,13 @@ def uvicorn_server(
         sock.close()
     if thread.is_alive():
         raise RuntimeError("uvicorn did not shut down")
+
+
+def content_length(head: bytes) -> int:
+    """The Content-Length of a raw HTTP/1.1 response head (for the raw-socket clients: httpx
+    makes reference cycles of its own and spends more CPU than the server under test)."""
+    for line in head.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    raise AssertionError(f"no content-length: {head!r}")

@@ -24,15 +24,15 @@ STREAM_WINDOW = 1024 * 1024  # what the server may send of one stream ahead of i
 CONNECTION_WINDOW = 16 * 1024 * 1024
 # Response headers that are HTTP/2's or gRPC's, not the server's metadata.
 RESERVED_RESPONSE = frozenset({b"content-type", b"grpc-encoding", b"grpc-accept-encoding"})
-# gRPC's mapping of HTTP/2 RST_STREAM codes to a call's status (PROTOCOL-HTTP2.md).
-RESET_CODES = {0x7: Code.UNAVAILABLE, 0x8: Code.CANCELLED, 0xB: Code.RESOURCE_EXHAUSTED,
+# gRPC's mapping of HTTP/2 RST_STREAM codes to a call's status (PROTOCOL-HTTP2.md); REFUSED_STREAM
+# is UNAVAILABLE too, as StreamRefused (Connection._reset_error): the call may be made again.
+RESET_CODES = {0x8: Code.CANCELLED, 0xB: Code.RESOURCE_EXHAUSTED,
                0xC: Code.PERMISSION_DENIED}  # fmt: skip
 # …and of an HTTP status other than 200 (http-grpc-status-mapping.md).
 HTTP_CODES = {400: Code.INTERNAL, 401: Code.UNAUTHENTICATED, 403: Code.PERMISSION_DENIED,
               404: Code.UNIMPLEMENTED, 429: Code.UNAVAILABLE, 502: Code.UNAVAILABLE,
               503: Code.UNAVAILABLE, 504: Code.UNAVAILABLE}  # fmt: skip
 MESSAGE_PREFIX = 5  # a gRPC message: compressed flag, 4-byte length, the message
-REFUSED_STREAM = 0x7
 
 
 class StreamRefused(RpcError):
@@ -114,11 +114,8 @@ class Connection(asyncio.Protocol):
                 stream.received(event)
         elif isinstance(event, h2wire.StreamReset):
             stream = self._streams.get(event.stream_id)
-            if stream is not None and event.code == REFUSED_STREAM:
-                stream.fail(self._refused("it refused the stream (REFUSED_STREAM)"))
-            elif stream is not None:
-                code = RESET_CODES.get(event.code, Code.INTERNAL)
-                stream.fail(RpcError(code, f"upstream reset the stream (HTTP/2 code {event.code})"))
+            if stream is not None:
+                stream.fail(self._reset_error(event.code))
         elif isinstance(event, h2wire.GoAwayReceived):
             self._goaway(event)
         elif isinstance(event, h2wire.PingAcknowledged) and self._ping_due is not None:
@@ -139,11 +136,17 @@ class Connection(asyncio.Protocol):
         reason = f": {exc}" if exc else ""
         self._fail(self._unavailable(f"connection closed{reason}"))
 
-    def _unavailable(self, reason: str) -> RpcError:
-        return RpcError(Code.UNAVAILABLE, f"upstream {self._name} unavailable: {reason}")
+    def _unavailable(self, reason: str, kind: type[RpcError] = RpcError) -> RpcError:
+        return kind(Code.UNAVAILABLE, f"upstream {self._name} unavailable: {reason}")
 
-    def _refused(self, reason: str) -> StreamRefused:
-        return StreamRefused(Code.UNAVAILABLE, f"upstream {self._name} unavailable: {reason}")
+    def _refused(self, reason: str) -> RpcError:
+        return self._unavailable(reason, StreamRefused)
+
+    def _reset_error(self, code: int) -> RpcError:
+        if code == h2wire.REFUSED_STREAM:
+            return self._refused("it refused the stream (REFUSED_STREAM)")
+        known = RESET_CODES.get(code, Code.INTERNAL)
+        return RpcError(known, f"upstream reset the stream (HTTP/2 code {code})")
 
     def _fail(self, error: RpcError) -> None:
         self._closed = True
